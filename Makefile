@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install into .venv/.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+export PORT
+
+.PHONY: run test install services migrate demo bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+services: install
+	@$(PY) scripts/services.py
+
+migrate: services
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+run: demo
+	@mkdir -p var
+	@echo "Portal on http://127.0.0.1:$(PORT)/ (sign-ins in README.md); Ctrl-C stops everything."
+	$(VENV)/bin/honcho start --port $(PORT)
+
+test: services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: migrate
+	$(PY) bench/wid_save.py
+
+clean:
+	rm -rf var/test-* var/bench-*

@@ -1,0 +1,210 @@
+"""REST API of onboarding: one view per resource, serializers for output, services for writes."""
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from onboarding import selectors, services
+from onboarding.models import Membership, Product
+from onboarding.validation import (
+    ContactsSerializer, OutputSerializer, PersonSerializer, SectionsSerializer, WidInputSerializer,
+)
+from portal.errors import InvalidInput
+
+
+# --- serializers for output -----------------------------------------------------------------
+class MemberOutput(serializers.Serializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+
+
+class TeamOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class TeamDetailOutput(TeamOutput):
+    members = serializers.SerializerMethodField()
+
+    def get_members(self, team) -> list[dict]:
+        return MemberOutput(selectors.team_memberships(team), many=True).data
+
+
+class ReviewEventOutput(serializers.Serializer):
+    action = serializers.CharField()
+    actor = serializers.CharField()
+    actor_name = serializers.CharField()
+    by_policy = serializers.BooleanField()
+    comment = serializers.CharField()
+    at = serializers.DateTimeField()
+
+
+class ProductOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    domain = serializers.CharField()
+    team = serializers.CharField(source="team.slug")
+    status = serializers.CharField()
+    version = serializers.IntegerField()
+    target = serializers.CharField()
+    classification = serializers.CharField()
+    pii = serializers.BooleanField()
+    compute_tier = serializers.CharField()
+    contacts = ContactsSerializer()
+    data_custodian = PersonSerializer()
+    depends_on = serializers.ListField(child=serializers.CharField())
+    outputs = OutputSerializer(many=True)
+    sections = SectionsSerializer()
+    path = serializers.CharField()
+    head_sha = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    url = serializers.SerializerMethodField()
+
+    def get_url(self, product) -> str:
+        return f"/api/v1/products/{product.slug}/"
+
+
+class ProductDetailOutput(ProductOutput):
+    review_log = ReviewEventOutput(source="review_events", many=True)
+
+
+class CommitOutput(serializers.Serializer):
+    version = serializers.IntegerField(source="number")
+    sha = serializers.CharField(source="commit.sha")
+    author = serializers.CharField(source="commit.author_name")
+    author_email = serializers.CharField(source="commit.author_email")
+    date = serializers.DateTimeField(source="commit.date")
+    message = serializers.CharField(source="commit.message")
+
+
+class WidUpdateInput(WidInputSerializer):
+    version = serializers.IntegerField(min_value=1)
+
+
+CommentInput = inline_serializer("CommentInput", {"comment": serializers.CharField(required=False)})
+
+
+def _product_response(product: Product, code=status.HTTP_200_OK) -> Response:
+    product = Product.objects.select_related("team").prefetch_related("review_events").get(pk=product.pk)
+    return Response(ProductDetailOutput(product).data, status=code)
+
+
+# --- teams --------------------------------------------------------------------------------------
+class TeamListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        slug = serializers.CharField()
+        name = serializers.CharField()
+
+    @extend_schema(responses=TeamOutput(many=True))
+    def get(self, request):
+        return Response(TeamOutput(selectors.team_list(), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: TeamDetailOutput})
+    def post(self, request):
+        data = request.data
+        team = services.team_create(user=request.user, slug=str(data.get("slug", "")), name=str(data.get("name", "")))
+        return Response(TeamDetailOutput(team).data, status=status.HTTP_201_CREATED)
+
+
+class TeamDetailApi(APIView):
+    @extend_schema(responses=TeamDetailOutput)
+    def get(self, request, slug):
+        return Response(TeamDetailOutput(selectors.team_get(slug)).data)
+
+
+class TeamMemberListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        role = serializers.ChoiceField(choices=Membership.Role.values, default=Membership.Role.MEMBER)
+
+    @extend_schema(responses=MemberOutput(many=True))
+    def get(self, request, slug):
+        return Response(MemberOutput(selectors.team_memberships(selectors.team_get(slug)), many=True).data)
+
+    @extend_schema(request=InputSerializer, responses={201: MemberOutput})
+    def post(self, request, slug):
+        team = selectors.team_get(slug)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.team_member_add(actor=request.user, team=team, **serializer.validated_data)
+        return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class TeamMemberDetailApi(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, slug, username):
+        services.team_member_remove(actor=request.user, team=selectors.team_get(slug), username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- products ----------------------------------------------------------------------------------
+class ProductListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter(name, str) for name in ("team", "domain", "status")],
+        responses=ProductOutput(many=True),
+    )
+    def get(self, request):
+        params = request.query_params
+        products = selectors.product_list(team=params.get("team"), domain=params.get("domain"), status=params.get("status"))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(products, request, view=self)
+        return paginator.get_paginated_response(ProductOutput(page, many=True).data)
+
+    @extend_schema(request=WidInputSerializer, responses={201: ProductDetailOutput})
+    def post(self, request):
+        product = services.wid_create(user=request.user, data=request.data)
+        return _product_response(product, status.HTTP_201_CREATED)
+
+
+class ProductDetailApi(APIView):
+    @extend_schema(responses=ProductDetailOutput)
+    def get(self, request, slug):
+        return _product_response(selectors.product_get(slug))
+
+    @extend_schema(request=WidUpdateInput, responses={200: ProductDetailOutput})
+    def patch(self, request, slug):
+        if not isinstance(request.data, dict):
+            raise InvalidInput("Send a JSON object.")
+        product = services.wid_update(user=request.user, slug=slug, data=dict(request.data))
+        return _product_response(product)
+
+
+class ProductMarkdownApi(APIView):
+    @extend_schema(responses={(200, "text/markdown"): str})
+    def get(self, request, slug):
+        text = selectors.product_markdown(selectors.product_get(slug))
+        return HttpResponse(text, content_type="text/markdown; charset=utf-8")
+
+
+class ProductHistoryApi(APIView):
+    @extend_schema(responses=CommitOutput(many=True))
+    def get(self, request, slug):
+        return Response(CommitOutput(selectors.product_history(selectors.product_get(slug)), many=True).data)
+
+
+def _lifecycle_api(service, doc: str):
+    class LifecycleApi(APIView):
+        @extend_schema(request=CommentInput, responses={200: ProductDetailOutput}, description=doc)
+        def post(self, request, slug):
+            comment = request.data.get("comment", "") if isinstance(request.data, dict) else ""
+            product = service(user=request.user, slug=slug, comment=str(comment or ""))
+            return _product_response(product)
+
+    LifecycleApi.__name__ = LifecycleApi.__qualname__ = f"{service.__name__.title().replace('_', '')}Api"
+    return LifecycleApi
+
+
+ProductSubmitApi = _lifecycle_api(
+    services.wid_submit, "Submit for review; the policy may approve a low-risk WID at once."
+)
+ProductApproveApi = _lifecycle_api(services.wid_approve, "Approve (platform team only).")
+ProductRejectApi = _lifecycle_api(services.wid_reject, "Reject with a comment (platform team only).")
+ProductRequestChangesApi = _lifecycle_api(
+    services.wid_request_changes, "Ask the team for changes, with a comment (platform team only)."
+)

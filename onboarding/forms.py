@@ -1,0 +1,135 @@
+"""The WID web form: flat fields for the browser, mapped to and from the API's nested shape.
+
+The form does no validation of its own beyond shape: the same services (and their field
+rules) serve the form and the API, and their field errors are mapped back onto these fields.
+"""
+from django import forms
+
+from onboarding import widfile
+
+SECTION_HELP = {
+    "value_proposition": "What the product does and the value it brings, to whom.",
+    "architecture": "Sources, processing, storage and tools; diagrams as links.",
+    "integration_points": "Systems and products it reads from and writes to, and how.",
+    "data_surfacing": "How people and systems consume the data: tables, dashboards, APIs.",
+}
+
+
+def _choices(values):
+    return [(v, v.replace("_", " ")) for v in values]
+
+
+class WidForm(forms.Form):
+    slug = forms.CharField(help_text="Lowercase letters, digits and hyphens; never changes.", max_length=100)
+    name = forms.CharField(max_length=300)
+    domain = forms.CharField(help_text="The business domain, e.g. growth or finance.", max_length=100)
+    team = forms.ChoiceField()
+    target = forms.ChoiceField(choices=_choices(widfile.TARGETS))
+    classification = forms.ChoiceField(choices=_choices(widfile.CLASSIFICATIONS))
+    pii = forms.BooleanField(required=False, label="Holds personal data (PII)")
+    compute_tier = forms.ChoiceField(choices=_choices(widfile.COMPUTE_TIERS))
+    contacts_business_name = forms.CharField(label="Business contact: name", max_length=300)
+    contacts_business_email = forms.CharField(label="Business contact: e-mail", max_length=300)
+    contacts_technical_name = forms.CharField(label="Technical contact: name", max_length=300)
+    contacts_technical_email = forms.CharField(label="Technical contact: e-mail", max_length=300)
+    data_custodian_name = forms.CharField(label="Data custodian: name", max_length=300)
+    data_custodian_email = forms.CharField(label="Data custodian: e-mail", max_length=300)
+    depends_on = forms.CharField(
+        required=False, label="Depends on", help_text="Slugs of the products it reads from, separated by commas."
+    )
+    outputs = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="How the data is surfaced, one per line as name: kind (kinds: "
+        + ", ".join(widfile.OUTPUT_KINDS) + ").",
+    )
+    section_value_proposition = forms.CharField(label="Value proposition", widget=forms.Textarea(attrs={"rows": 8}),
+                                                help_text=SECTION_HELP["value_proposition"], strip=False)
+    section_architecture = forms.CharField(label="Architecture", widget=forms.Textarea(attrs={"rows": 8}),
+                                           help_text=SECTION_HELP["architecture"], strip=False)
+    section_integration_points = forms.CharField(label="Integration points", widget=forms.Textarea(attrs={"rows": 8}),
+                                                 help_text=SECTION_HELP["integration_points"], strip=False)
+    section_data_surfacing = forms.CharField(label="Data surfacing", widget=forms.Textarea(attrs={"rows": 8}),
+                                             help_text=SECTION_HELP["data_surfacing"], strip=False)
+    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, teams=(), editing=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [(t.slug, f"{t.name} ({t.slug})") for t in teams]
+        for name in ("contacts_business_email", "contacts_technical_email", "data_custodian_email"):
+            self.fields[name].widget.input_type = "email"
+        if editing:
+            for name in ("slug", "domain"):
+                self.fields[name].disabled = True
+
+    @property
+    def section_fields(self):
+        return [self[f"section_{key}"] for key, _ in widfile.SECTIONS]
+
+    def to_input(self) -> dict:
+        """The API's shape, from the form's raw values (validated by the services, not here)."""
+        d = self.cleaned_data
+        outputs = []
+        for line in (d.get("outputs") or "").splitlines():
+            if line.strip():
+                name, _, kind = line.partition(":")
+                outputs.append({"name": name.strip(), "kind": kind.strip()})
+        return {
+            "slug": d.get("slug", ""), "name": d.get("name", ""), "domain": d.get("domain", ""),
+            "team": d.get("team", ""), "target": d.get("target", ""), "classification": d.get("classification", ""),
+            "pii": bool(d.get("pii")), "compute_tier": d.get("compute_tier", ""),
+            "contacts": {
+                role: {"name": d.get(f"contacts_{role}_name", ""), "email": d.get(f"contacts_{role}_email", "")}
+                for role in ("business", "technical")
+            },
+            "data_custodian": {"name": d.get("data_custodian_name", ""), "email": d.get("data_custodian_email", "")},
+            "depends_on": [s.strip() for s in (d.get("depends_on") or "").split(",") if s.strip()],
+            "outputs": outputs,
+            "sections": {key: d.get(f"section_{key}", "") for key, _ in widfile.SECTIONS},
+        }
+
+    @staticmethod
+    def initial_from(data: dict, version: int | None = None) -> dict:
+        initial = {k: data.get(k) for k in ("slug", "name", "domain", "team", "target", "classification",
+                                             "pii", "compute_tier")}
+        for role in ("business", "technical"):
+            initial[f"contacts_{role}_name"] = data["contacts"][role]["name"]
+            initial[f"contacts_{role}_email"] = data["contacts"][role]["email"]
+        initial["data_custodian_name"] = data["data_custodian"]["name"]
+        initial["data_custodian_email"] = data["data_custodian"]["email"]
+        initial["depends_on"] = ", ".join(data["depends_on"])
+        initial["outputs"] = "\n".join(f"{o['name']}: {o['kind']}" for o in data["outputs"])
+        for key, _ in widfile.SECTIONS:
+            initial[f"section_{key}"] = data["sections"][key]
+        initial["version"] = version
+        return initial
+
+    def add_service_errors(self, errors: dict[str, list[str]]) -> None:
+        """Put `{"contacts.business.email": [...]}` style errors on the matching form fields."""
+        for key, messages in errors.items():
+            parts = key.split(".")
+            if parts[0] == "sections" and len(parts) > 1:
+                field = f"section_{parts[1]}"
+            elif parts[0] in ("contacts", "data_custodian"):
+                field = "_".join(parts)
+            elif parts[0] == "outputs" and len(parts) > 1 and parts[1].isdigit():
+                field = "outputs"
+                messages = [f"Line {int(parts[1]) + 1}{' (' + parts[2] + ')' if len(parts) > 2 else ''}: {m}"
+                            for m in messages]
+            else:
+                field = parts[0]
+            for message in messages:
+                self.add_error(field if field in self.fields else None, message)
+
+
+class CommentForm(forms.Form):
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class TeamForm(forms.Form):
+    slug = forms.CharField(max_length=100, help_text="Lowercase letters, digits and hyphens.")
+    name = forms.CharField(max_length=300)
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=[("member", "member"), ("owner", "owner")])

@@ -1,0 +1,368 @@
+"""Writes of onboarding: teams, and the whole life of a WID.
+
+A WID save is: take the repository's write lock, open a database transaction, re-read the file
+(git is the truth), check version and status, commit the new file as the signed-in user, update
+the index rows, commit the transaction. A failure before the git commit changes nothing; the git
+commit is the last step that can fail, and the index is a copy that `index_rebuild` recreates.
+"""
+import logging
+from datetime import datetime, timezone
+from functools import partial
+
+from django.db import transaction
+
+from onboarding import selectors, signals, widfile
+from onboarding.models import Membership, Product, ReviewEvent, Team
+from onboarding.validation import clean_wid_input, merge_input
+from onboarding.widfile import ReviewEntry, WidDocument
+from onboarding.widrepo import Author, CommitInfo, GitError, get_repository
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
+
+logger = logging.getLogger(__name__)
+
+POLICY_AUTHOR = Author("Onboarding policy", "policy@portal.invalid")
+EDITABLE_STATUSES = {"draft", "changes_requested", "rejected"}
+# action: (statuses it may start from, status it leads to, review log entry, commit verb, signal)
+TRANSITIONS = {
+    "submit": ({"draft", "changes_requested", "rejected"}, "submitted", "submitted", "Submit", signals.wid_submitted),
+    "approve": ({"submitted"}, "approved", "approved", "Approve", signals.wid_approved),
+    "reject": ({"submitted"}, "rejected", "rejected", "Reject", signals.wid_rejected),
+    "request_changes": ({"submitted"}, "changes_requested", "changes_requested", "Request changes to",
+                        signals.wid_changes_requested),
+}
+COMMENT_MAX_LENGTH = 10_000
+
+
+# --- teams -------------------------------------------------------------------------------------
+@transaction.atomic
+def team_create(*, user, slug: str, name: str) -> Team:
+    from onboarding.validation import SlugField
+
+    errors = {}
+    try:
+        SlugField().run_validation(slug)
+    except Exception as exc:  # DRF ValidationError
+        errors["slug"] = [str(m) for m in getattr(exc, "detail", [str(exc)])]
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = ["This field is required."]
+    elif len(name) > 200:
+        errors["name"] = ["At most 200 characters."]
+    if errors:
+        raise InvalidInput(errors=errors)
+    if Team.objects.filter(slug=slug).exists():
+        raise InvalidInput.on("slug", f"A team {slug!r} already exists.")
+    team = Team.objects.create(slug=slug, name=name)
+    Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
+    return team
+
+
+@transaction.atomic
+def team_member_add(*, actor, team: Team, username: str, role: str) -> Membership:
+    if not selectors.user_can_manage_team(actor, team):
+        raise NotAllowed("Only the team's owners manage its members.")
+    if role not in Membership.Role.values:
+        raise InvalidInput.on("role", f"Choose one of: {', '.join(Membership.Role.values)}.")
+    user = selectors.user_by_username(username)
+    membership, created = Membership.objects.select_for_update().get_or_create(
+        team=team, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        if role != Membership.Role.OWNER:
+            _keep_an_owner(team, leaving=membership)
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def team_member_remove(*, actor, team: Team, username: str) -> None:
+    if not selectors.user_can_manage_team(actor, team) and actor.username != username:
+        raise NotAllowed("Only the team's owners remove other members.")
+    try:
+        membership = Membership.objects.select_for_update().get(team=team, user__username=username)
+    except Membership.DoesNotExist:
+        raise NotFound(f"{username!r} is not a member of {team.slug!r}.") from None
+    _keep_an_owner(team, leaving=membership)
+    membership.delete()
+
+
+def _keep_an_owner(team: Team, *, leaving: Membership) -> None:
+    owners = Membership.objects.select_for_update().filter(team=team, role=Membership.Role.OWNER)
+    if leaving.role == Membership.Role.OWNER and owners.exclude(pk=leaving.pk).count() == 0:
+        raise Conflict("A team keeps at least one owner: make someone else owner first.")
+
+
+# --- WIDs ---------------------------------------------------------------------------------------
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def user_author(user) -> Author:
+    return Author(user.get_full_name() or user.username, user.email or f"{user.username}@users.portal.invalid")
+
+
+def _check_references(cleaned: dict, *, user, slug: str) -> Team:
+    try:
+        team = Team.objects.get(slug=cleaned["team"])
+    except Team.DoesNotExist:
+        raise InvalidInput.on("team", f"No team {cleaned['team']!r}.") from None
+    depends_on = cleaned["depends_on"]
+    if slug in depends_on:
+        raise InvalidInput.on("depends_on", "A product cannot depend on itself.")
+    existing = selectors.product_slugs_existing(depends_on)
+    unknown = [s for s in depends_on if s not in existing]
+    if unknown:
+        raise InvalidInput.on("depends_on", f"Unknown products: {', '.join(unknown)}.")
+    if not selectors.user_is_member(user, team):
+        raise NotAllowed(f"Only members of {team.slug!r} write its products.")
+    return team
+
+
+def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewEntry]) -> WidDocument:
+    meta = {
+        "slug": cleaned["slug"],
+        "name": cleaned["name"],
+        "domain": cleaned["domain"],
+        "team": cleaned["team"],
+        "status": status,
+        "version": version,
+        "target": cleaned["target"],
+        "classification": cleaned["classification"],
+        "pii": cleaned["pii"],
+        "compute_tier": cleaned["compute_tier"],
+        "contacts": {role: dict(cleaned["contacts"][role]) for role in ("business", "technical")},
+        "data_custodian": dict(cleaned["data_custodian"]),
+        "depends_on": list(cleaned["depends_on"]),
+        "outputs": [dict(o) for o in cleaned["outputs"]],
+    }
+    return WidDocument(meta=meta, sections=dict(cleaned["sections"]), reviews=list(reviews))
+
+
+def document_as_input(doc: WidDocument) -> dict:
+    data = {k: v for k, v in doc.meta.items() if k not in ("status", "version")}
+    data["sections"] = dict(doc.sections)
+    return data
+
+
+def _read_current(product: Product) -> WidDocument:
+    text = get_repository().read(product.path)
+    if text is None:
+        raise Conflict(f"{product.path} is missing from the WID repository; run rebuild_index.")
+    return widfile.parse(text)
+
+
+def _locked_product(slug: str) -> Product:
+    try:
+        return Product.objects.select_for_update().select_related("team").get(slug=slug)
+    except Product.DoesNotExist:
+        raise NotFound(f"No product {slug!r}.") from None
+
+
+def _commit(doc: WidDocument, *, author: Author, message: str) -> Product:
+    """Commit the file, then index it (inside the caller's lock and transaction)."""
+    try:
+        info = get_repository().commit_file(doc.path, widfile.render(doc), author=author, message=message)
+    except GitError as exc:
+        logger.exception("commit of %s failed", doc.path)
+        raise Conflict("The WID repository could not record the change; nothing was saved. Try again.") from exc
+    product = index_document(doc, head=info)
+    transaction.on_commit(_push_soon)
+    return product
+
+
+def _push_soon() -> None:
+    from django.conf import settings
+
+    if settings.WID_REPO_REMOTE:
+        from onboarding.tasks import push_wid_repo
+
+        push_wid_repo.delay()
+
+
+def wid_create(*, user, data: dict) -> Product:
+    cleaned = clean_wid_input(data)
+    slug = cleaned["slug"]
+    repo = get_repository()
+    with repo.locked(), transaction.atomic():
+        _check_references(cleaned, user=user, slug=slug)
+        if Product.objects.filter(slug=slug).exists() or repo.tracked_files(f"wids/*/{slug}.md"):
+            raise InvalidInput.on("slug", f"A product {slug!r} already exists.")
+        doc = _document(cleaned, status="draft", version=1, reviews=[])
+        return _commit(doc, author=user_author(user), message=f"Create {slug}")
+
+
+def wid_update(*, user, slug: str, data: dict) -> Product:
+    version = data.get("version")
+    if version is None:
+        raise InvalidInput.on("version", "Send the version you read; it is required to update.")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidInput.on("version", "A whole number.")
+    changes = {k: v for k, v in data.items() if k != "version"}
+    repo = get_repository()
+    with repo.locked(), transaction.atomic():
+        product = _locked_product(slug)
+        if not selectors.user_can_edit_product(user, product):
+            raise NotAllowed(f"Only members of {product.team.slug!r} edit this product.")
+        current = _read_current(product)
+        if current.meta["version"] != version:
+            raise Conflict(
+                f"{slug} is at version {current.meta['version']}, not {version}: reload it and apply your change again.",
+                errors={"version": [f"The current version is {current.meta['version']}."]},
+            )
+        if current.meta["status"] not in EDITABLE_STATUSES:
+            raise Conflict(f"A {current.meta['status'].replace('_', ' ')} WID cannot be edited.")
+        cleaned = clean_wid_input(merge_input(document_as_input(current), changes))
+        for field in ("slug", "domain"):
+            if cleaned[field] != current.meta[field]:
+                raise InvalidInput.on(field, f"The {field} of a product never changes.")
+        _check_references(cleaned, user=user, slug=slug)
+        doc = _document(cleaned, status=current.meta["status"], version=version + 1, reviews=current.reviews)
+        if document_as_input(doc) == document_as_input(current):
+            return product  # nothing changed: no empty commit, no new version
+        return _commit(doc, author=user_author(user), message=f"Update {slug}")
+
+
+def _clean_comment(comment: str | None, *, required: bool) -> str:
+    text = "\n".join(line.rstrip() for line in (comment or "").replace("\r\n", "\n").split("\n")).strip("\n")
+    if required and not text.strip():
+        raise InvalidInput.on("comment", "Say why: the team reads this comment.")
+    if len(text) > COMMENT_MAX_LENGTH:
+        raise InvalidInput.on("comment", f"At most {COMMENT_MAX_LENGTH} characters.")
+    return text
+
+
+def _transition(product: Product, current: WidDocument, action: str, *, actor, comment: str) -> Product:
+    allowed_from, new_status, entry_action, verb, signal = TRANSITIONS[action]
+    status = current.meta["status"]
+    if status not in allowed_from:
+        raise Conflict(f"A {status.replace('_', ' ')} WID cannot be {'submitted' if action == 'submit' else 'decided'}.")
+    entry = ReviewEntry(
+        action=entry_action, at=_now(), actor=actor.username if actor else "",
+        actor_name=(actor.get_full_name() or actor.username) if actor else "", comment=comment,
+    )
+    meta = {**current.meta, "status": new_status, "version": current.meta["version"] + 1}
+    doc = WidDocument(meta=meta, sections=current.sections, reviews=[*current.reviews, entry])
+    first_line = comment.split("\n", 1)[0]
+    message = f"{verb} {product.slug}" + (f": {first_line[:100]}" if first_line else "")
+    product = _commit(doc, author=user_author(actor) if actor else POLICY_AUTHOR, message=message)
+    signal.send(sender=Product, product=product, actor=actor)
+    transaction.on_commit(partial(_notify_soon, product.id, len(doc.reviews)))
+    return product
+
+
+def _notify_soon(product_id: int, position: int) -> None:
+    from onboarding.tasks import notify_review_event
+
+    notify_review_event.delay(product_id, position)
+
+
+def policy_verdict(meta: dict) -> tuple[bool, str]:
+    """Whether a WID is low-risk enough to approve without a person, and why (or why not)."""
+    reasons = []
+    if meta["classification"] not in ("public", "internal"):
+        reasons.append(f"classification is {meta['classification']}")
+    if meta["pii"]:
+        reasons.append("it holds personal data")
+    if meta["compute_tier"] == "large":
+        reasons.append("compute tier is large")
+    if reasons:
+        return False, "needs a platform decision: " + ", ".join(reasons)
+    return True, (
+        f"approved by policy: {meta['classification']} data, no personal data, "
+        f"{meta['compute_tier']} compute tier"
+    )
+
+
+def wid_submit(*, user, slug: str, comment: str = "") -> Product:
+    comment = _clean_comment(comment, required=False)
+    repo = get_repository()
+    with repo.locked(), transaction.atomic():
+        product = _locked_product(slug)
+        if not selectors.user_can_edit_product(user, product):
+            raise NotAllowed(f"Only members of {product.team.slug!r} submit this product.")
+        product = _transition(product, _read_current(product), "submit", actor=user, comment=comment)
+        approve, reason = policy_verdict(_read_current(product).meta)
+        if approve:
+            product = _transition(product, _read_current(product), "approve", actor=None, comment=reason)
+        return product
+
+
+def _decide(action: str, *, user, slug: str, comment: str, comment_required: bool) -> Product:
+    comment = _clean_comment(comment, required=comment_required)
+    repo = get_repository()
+    with repo.locked(), transaction.atomic():
+        product = _locked_product(slug)
+        if not selectors.user_can_decide(user):
+            raise NotAllowed("Only the platform team decides on WIDs.")
+        return _transition(product, _read_current(product), action, actor=user, comment=comment)
+
+
+def wid_approve(*, user, slug: str, comment: str = "") -> Product:
+    return _decide("approve", user=user, slug=slug, comment=comment, comment_required=False)
+
+
+def wid_reject(*, user, slug: str, comment: str) -> Product:
+    return _decide("reject", user=user, slug=slug, comment=comment, comment_required=True)
+
+
+def wid_request_changes(*, user, slug: str, comment: str) -> Product:
+    return _decide("request_changes", user=user, slug=slug, comment=comment, comment_required=True)
+
+
+# --- the index ----------------------------------------------------------------------------------
+def index_document(doc: WidDocument, *, head: CommitInfo, created_at: datetime | None = None) -> Product:
+    meta = doc.meta
+    team, _ = Team.objects.get_or_create(slug=meta["team"], defaults={"name": meta["team"]})
+    submitted_at = next((r.at for r in reversed(doc.reviews) if r.action == "submitted"), None)
+    decided_at = next(
+        (r.at for r in reversed(doc.reviews) if r.action in ("approved", "rejected", "changes_requested")), None
+    )
+    if submitted_at and decided_at and decided_at < submitted_at:
+        decided_at = None
+    fields = {
+        "name": meta["name"], "domain": meta["domain"], "team": team, "status": meta["status"],
+        "version": meta["version"], "target": meta["target"], "classification": meta["classification"],
+        "pii": meta["pii"], "compute_tier": meta["compute_tier"], "contacts": meta["contacts"],
+        "data_custodian": meta["data_custodian"], "depends_on": meta["depends_on"], "outputs": meta["outputs"],
+        "sections": doc.sections, "path": doc.path, "head_sha": head.sha, "updated_at": head.date,
+        "submitted_at": submitted_at, "decided_at": decided_at,
+    }
+    if created_at:
+        fields["created_at"] = created_at
+    product, created = Product.objects.update_or_create(
+        slug=meta["slug"], defaults=fields, create_defaults={"created_at": head.date, **fields}
+    )
+    existing = product.review_events.count() if not created else 0
+    if existing > len(doc.reviews):
+        product.review_events.all().delete()
+        existing = 0
+    ReviewEvent.objects.bulk_create([
+        ReviewEvent(product=product, position=i, action=r.action, actor=r.actor, actor_name=r.actor_name,
+                    comment=r.comment, at=r.at)
+        for i, r in enumerate(doc.reviews[existing:], start=existing + 1)
+    ])
+    return product
+
+
+def index_rebuild() -> int:
+    """Recreate products and review events from the WID repository; teams and users stay."""
+    repo = get_repository()
+    with repo.locked(), transaction.atomic():
+        spans = repo.file_spans("wids")
+        paths = repo.tracked_files("wids")
+        documents = []
+        for path in paths:
+            if not path.endswith(".md"):
+                continue
+            doc = widfile.parse(repo.read(path))
+            if doc.path != path:
+                raise widfile.WidFormatError(f"{path} declares {doc.path}")
+            documents.append(doc)
+        ReviewEvent.objects.all().delete()
+        for doc in documents:
+            first, latest = spans[doc.path]
+            index_document(doc, head=latest, created_at=first.date)
+        # Rows whose file is gone from git are gone from the index too.
+        Product.objects.exclude(slug__in=[d.slug for d in documents]).delete()
+        return len(documents)

@@ -1,0 +1,13 @@
+"""Domain events of onboarding. Other apps (provisioning) listen; onboarding knows none of them.
+
+Sent inside the transaction that records the decision, after the WID is committed to git:
+a receiver can write rows atomically with it and should enqueue work with
+`transaction.on_commit`. Each sends `product` (an `onboarding.models.Product`) and `actor`
+(the deciding user, or None when the policy decided).
+"""
+from django.dispatch import Signal
+
+wid_submitted = Signal()
+wid_approved = Signal()
+wid_rejected = Signal()
+wid_changes_requested = Signal()

@@ -1,0 +1,53 @@
+"""Thin Celery tasks: they take ids, load rows and hand off to services or adapters."""
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from onboarding.models import ReviewEvent
+from onboarding.widrepo import GitError, get_repository
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def notify_review_event(self, product_id: int, position: int) -> int:
+    """E-mail the data custodian and both contacts about one review log entry."""
+    try:
+        event = ReviewEvent.objects.select_related("product", "product__team").get(
+            product_id=product_id, position=position
+        )
+    except ReviewEvent.DoesNotExist:
+        logger.warning("review event %s/%s is gone; nothing to send", product_id, position)
+        return 0
+    product = event.product
+    recipients = list(dict.fromkeys(
+        person["email"]
+        for person in (product.contacts["business"], product.contacts["technical"], product.data_custodian)
+    ))
+    context = {"event": event, "product": product, "url": f"{settings.PORTAL_BASE_URL}/products/{product.slug}/"}
+    subject = render_to_string("onboarding/email/review_event_subject.txt", context).strip()
+    body = render_to_string("onboarding/email/review_event_body.txt", context)
+    return send_mail(subject, body, None, recipients)
+
+
+@shared_task(bind=True, max_retries=20)
+def push_wid_repo(self) -> str:
+    """Push the WID repository to WID_REPO_REMOTE; retried with back-off while it is unreachable.
+
+    A push sends every commit not yet on the remote, so a failed push loses nothing: the next
+    one (or the periodic one from beat) carries it.
+    """
+    repo = get_repository()
+    if not repo.remote:
+        return "no remote"
+    try:
+        repo.push()
+    except GitError as exc:
+        if exc.permanent:
+            logger.error("push refused, not retrying: %s", exc)
+            raise
+        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 300)) from exc
+    return repo.head()

@@ -1,0 +1,29 @@
+from django import template
+from django.utils.safestring import mark_safe
+
+from onboarding.rendering import render_markdown
+
+register = template.Library()
+
+
+@register.filter
+def wid_markdown(text: str) -> str:
+    return mark_safe(render_markdown(text))  # sanitised by nh3 in render_markdown
+
+
+@register.filter
+def humanize_status(value: str) -> str:
+    return (value or "").replace("_", " ")
+
+
+@register.filter
+def diff_class(line: str) -> str:
+    if line.startswith(("+++", "---")):
+        return "diff-file"
+    if line.startswith("@@"):
+        return "diff-hunk"
+    if line.startswith("+"):
+        return "diff-add"
+    if line.startswith("-"):
+        return "diff-del"
+    return ""

@@ -1,0 +1,243 @@
+"""Server-rendered pages. They work without JavaScript and call the same services as the API."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from onboarding import selectors, services, widfile
+from onboarding.forms import CommentForm, MemberForm, TeamForm, WidForm
+from onboarding.models import Team
+from onboarding.rendering import render_markdown
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, PortalError
+
+
+def _raise_for_page(exc: PortalError):
+    if isinstance(exc, NotAllowed):
+        raise PermissionDenied(exc.detail) from exc
+    if isinstance(exc, NotFound):
+        raise Http404(exc.detail) from exc
+
+
+def _product_or_404(slug: str):
+    try:
+        return selectors.product_get(slug)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+@login_required
+def home(request):
+    return redirect("product-list")
+
+
+@login_required
+def product_list(request):
+    filters = {k: request.GET.get(k) or None for k in ("team", "domain", "status")}
+    if request.GET.get("mine"):
+        products = selectors.product_list(**filters).filter(team__memberships__user=request.user)
+    else:
+        products = selectors.product_list(**filters)
+    page = Paginator(products, 50).get_page(request.GET.get("page"))
+    return render(request, "onboarding/product_list.html", {
+        "page": page, "filters": filters, "mine": bool(request.GET.get("mine")),
+        "statuses": widfile.STATUSES, "teams": selectors.team_list(),
+    })
+
+
+def _render_form(request, form, *, product=None, preview=False, status=200):
+    previews = {}
+    if preview and form.is_bound:
+        previews = {key: render_markdown(form.data.get(f"section_{key}", "")) for key, _ in widfile.SECTIONS}
+    sections = [(form[f"section_{key}"], previews.get(key)) for key, _ in widfile.SECTIONS]
+    return render(request, "onboarding/product_form.html", {
+        "form": form, "product": product, "sections": sections, "preview": preview,
+    }, status=status)
+
+
+def _user_teams(user):
+    return Team.objects.filter(memberships__user=user).order_by("slug")
+
+
+@login_required
+def product_create(request):
+    teams = _user_teams(request.user)
+    if request.method != "POST":
+        initial = {"target": "local", "classification": "internal", "compute_tier": "small"}
+        if request.GET.get("team"):
+            initial["team"] = request.GET["team"]
+        return _render_form(request, WidForm(teams=teams, initial=initial))
+    form = WidForm(request.POST, teams=teams)
+    if "preview" in request.POST:
+        form.is_valid()
+        return _render_form(request, form, preview=True)
+    if form.is_valid():
+        try:
+            product = services.wid_create(user=request.user, data=form.to_input())
+        except InvalidInput as exc:
+            form.add_service_errors(exc.errors)
+        except PortalError as exc:
+            _raise_for_page(exc)
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, f"Draft {product.slug} saved as version {product.version}.")
+            return redirect("product-detail", slug=product.slug)
+    return _render_form(request, form, status=400)
+
+
+@login_required
+def product_edit(request, slug):
+    product = _product_or_404(slug)
+    if not selectors.user_can_edit_product(request.user, product):
+        raise PermissionDenied("Only the product's team edits it.")
+    teams = _user_teams(request.user)
+    if request.method != "POST":
+        data = {**{f: getattr(product, f) for f in ("slug", "name", "domain", "target", "classification", "pii",
+                                                    "compute_tier", "contacts", "data_custodian", "depends_on",
+                                                    "outputs", "sections")}, "team": product.team.slug}
+        return _render_form(request, WidForm(teams=teams, editing=True, initial=WidForm.initial_from(data, product.version)),
+                            product=product)
+    form = WidForm(request.POST, teams=teams, editing=True,
+                   initial={"slug": product.slug, "domain": product.domain})
+    if "preview" in request.POST:
+        form.is_valid()
+        return _render_form(request, form, product=product, preview=True)
+    if form.is_valid():
+        data = form.to_input()
+        data["version"] = form.cleaned_data.get("version")
+        try:
+            product = services.wid_update(user=request.user, slug=slug, data=data)
+        except InvalidInput as exc:
+            form.add_service_errors(exc.errors)
+        except PortalError as exc:
+            _raise_for_page(exc)
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, f"Saved version {product.version}.")
+            return redirect("product-detail", slug=product.slug)
+    return _render_form(request, form, product=product, status=409 if form.non_field_errors() else 400)
+
+
+@login_required
+def product_detail(request, slug):
+    product = _product_or_404(slug)
+    history = selectors.product_history(product)
+    diff, diff_error = None, None
+    if request.GET.get("from") and request.GET.get("to"):
+        try:
+            diff = selectors.product_diff(product, from_version=int(request.GET["from"]), to_version=int(request.GET["to"]))
+        except (ValueError, InvalidInput, NotFound) as exc:
+            diff_error = getattr(exc, "errors", None) or str(exc)
+    return render(request, "onboarding/product_detail.html", {
+        "product": product,
+        "sections": [(title, product.sections.get(key, "")) for key, title in widfile.SECTIONS],
+        "reviews": product.review_events.all(),
+        "history": history,
+        "diff": diff, "diff_error": diff_error,
+        "diff_from": request.GET.get("from") or (history[1].number if len(history) > 1 else 1),
+        "diff_to": request.GET.get("to") or (history[0].number if history else 1),
+        "can_edit": selectors.user_can_edit_product(request.user, product),
+        "can_decide": selectors.user_can_decide(request.user),
+        "comment_form": CommentForm(),
+        "policy": services.policy_verdict({"classification": product.classification, "pii": product.pii,
+                                           "compute_tier": product.compute_tier}),
+    })
+
+
+_ACTIONS = {
+    "submit": services.wid_submit,
+    "approve": services.wid_approve,
+    "reject": services.wid_reject,
+    "request-changes": services.wid_request_changes,
+}
+
+
+@login_required
+@require_POST
+def product_action(request, slug, action):
+    if action not in _ACTIONS:
+        raise Http404("No such action.")
+    form = CommentForm(request.POST)
+    form.is_valid()
+    try:
+        product = _ACTIONS[action](user=request.user, slug=slug, comment=form.cleaned_data.get("comment", ""))
+    except InvalidInput as exc:
+        for messages_ in exc.errors.values():
+            for message in messages_:
+                messages.error(request, message)
+    except (Conflict, PortalError) as exc:
+        _raise_for_page(exc)
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{product.slug} is now {product.get_status_display()}.")
+    return redirect("product-detail", slug=slug)
+
+
+@login_required
+def team_list(request):
+    form = TeamForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            team = services.team_create(user=request.user, **form.cleaned_data)
+        except InvalidInput as exc:
+            for field, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            messages.success(request, f"Team {team.slug} created; you are its owner.")
+            return redirect("team-detail", slug=team.slug)
+    if request.method == "POST":
+        status = 400
+    teams = selectors.team_list()
+    return render(request, "onboarding/team_list.html", {
+        "teams": teams, "form": form, "my_roles": selectors.user_team_roles(request.user),
+    }, status=status)
+
+
+@login_required
+def team_detail(request, slug):
+    try:
+        team = selectors.team_get(slug)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    can_manage = selectors.user_can_manage_team(request.user, team)
+    form = MemberForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if not can_manage:
+            raise PermissionDenied("Only the team's owners manage its members.")
+        if form.is_valid():
+            try:
+                services.team_member_add(actor=request.user, team=team, **form.cleaned_data)
+            except InvalidInput as exc:
+                for field, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(field if field in form.fields else None, error)
+            except PortalError as exc:
+                _raise_for_page(exc)
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+                return redirect("team-detail", slug=slug)
+        status = 400
+    return render(request, "onboarding/team_detail.html", {
+        "team": team, "memberships": selectors.team_memberships(team), "form": form, "can_manage": can_manage,
+        "products": selectors.product_list(team=team.slug),
+    }, status=status)
+
+
+@login_required
+@require_POST
+def team_member_remove(request, slug, username):
+    try:
+        team = selectors.team_get(slug)
+        services.team_member_remove(actor=request.user, team=team, username=username)
+    except PortalError as exc:
+        _raise_for_page(exc)
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"{username} left {slug}.")
+    return redirect("team-detail", slug=slug)

@@ -1,0 +1,162 @@
+"""The WID file contract: Markdown with YAML front matter, as stored in the WID repository.
+
+`render` and `parse` are exact inverses for every document that passes validation, which is
+what lets the database be rebuilt from git.
+"""
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import frontmatter
+import yaml
+
+SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+
+STATUSES = ["draft", "submitted", "changes_requested", "approved", "rejected", "retired"]
+TARGETS = ["local", "aws", "azure", "gcp"]
+CLASSIFICATIONS = ["public", "internal", "confidential", "restricted"]
+COMPUTE_TIERS = ["small", "medium", "large"]
+OUTPUT_KINDS = ["table", "dashboard", "api", "feed", "model"]
+REVIEW_ACTIONS = ["submitted", "approved", "rejected", "changes_requested", "retired"]
+
+# (key in the API, heading in the file), in file order.
+SECTIONS = [
+    ("value_proposition", "Value proposition"),
+    ("architecture", "Architecture"),
+    ("integration_points", "Integration points"),
+    ("data_surfacing", "Data surfacing"),
+]
+REVIEW_LOG_HEADING = "Review log"
+RESERVED_HEADINGS = {f"## {title}" for _, title in SECTIONS} | {f"## {REVIEW_LOG_HEADING}"}
+
+FRONT_MATTER_KEYS = [
+    "slug", "name", "domain", "team", "status", "version", "target", "classification", "pii",
+    "compute_tier", "contacts", "data_custodian", "depends_on", "outputs",
+]
+
+# Python-Markdown's backslash-escapable characters: escaping every one of them (the backslash
+# included) makes `md_unescape(md_escape(s)) == s` for any text.
+_ESCAPABLE = "\\`*_{}[]()>#+-.!"
+_UNESCAPE_RE = re.compile(r"\\([" + re.escape(_ESCAPABLE) + r"])")
+
+
+def md_escape(text: str) -> str:
+    return "".join("\\" + ch if ch in _ESCAPABLE else ch for ch in text)
+
+
+def md_unescape(text: str) -> str:
+    return _UNESCAPE_RE.sub(r"\1", text)
+
+
+def wid_path(domain: str, slug: str) -> str:
+    """Only ever called with validated slugs: nothing user-typed reaches a path otherwise."""
+    if not (SLUG_RE.match(domain) and SLUG_RE.match(slug)):
+        raise ValueError(f"not a valid domain/slug: {domain!r}/{slug!r}")
+    return f"wids/{domain}/{slug}.md"
+
+
+@dataclass
+class ReviewEntry:
+    action: str
+    at: datetime
+    actor: str = ""  # username; empty when the policy decided
+    actor_name: str = ""
+    comment: str = ""
+
+    @property
+    def by_policy(self) -> bool:
+        return not self.actor
+
+
+@dataclass
+class WidDocument:
+    meta: dict
+    sections: dict[str, str]
+    reviews: list[ReviewEntry] = field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return self.meta["slug"]
+
+    @property
+    def path(self) -> str:
+        return wid_path(self.meta["domain"], self.meta["slug"])
+
+
+def _format_time(at: datetime) -> str:
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _render_review(entry: ReviewEntry) -> str:
+    who = f"@{entry.actor} ({md_escape(entry.actor_name)})" if entry.actor else "policy"
+    lines = [f"- {_format_time(entry.at)} **{entry.action}** by {who}"]
+    lines += [f"  > {md_escape(line)}".rstrip() for line in entry.comment.split("\n")] if entry.comment else []
+    return "\n".join(lines)
+
+
+_REVIEW_RE = re.compile(
+    r"^- (?P<at>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) \*\*(?P<action>[a-z_]+)\*\* by "
+    r"(?:@(?P<actor>[\w.@+-]+) \((?P<name>.*)\)|policy)$"
+)
+
+
+def render(doc: WidDocument) -> str:
+    meta = {key: doc.meta[key] for key in FRONT_MATTER_KEYS}
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    parts = [f"---\n{front}---\n"]
+    for key, title in SECTIONS:
+        body = doc.sections.get(key, "").strip("\n")
+        parts.append(f"## {title}\n\n{body}\n" if body else f"## {title}\n")
+    reviews = "\n".join(_render_review(r) for r in doc.reviews)
+    parts.append(f"## {REVIEW_LOG_HEADING}\n\n{reviews}\n" if reviews else f"## {REVIEW_LOG_HEADING}\n")
+    return "\n".join(parts)
+
+
+class WidFormatError(ValueError):
+    pass
+
+
+def parse(text: str) -> WidDocument:
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as exc:
+        raise WidFormatError(f"front matter is not valid YAML: {exc}") from exc
+    missing = [key for key in FRONT_MATTER_KEYS if key not in post.metadata]
+    if missing:
+        raise WidFormatError(f"front matter lacks {', '.join(missing)}")
+    titles = {f"## {title}": key for key, title in SECTIONS}
+    chunks: dict[str, list[str]] = {}
+    current = None
+    for line in post.content.split("\n"):
+        if line in titles:
+            current = titles[line]
+            chunks[current] = []
+        elif line == f"## {REVIEW_LOG_HEADING}":
+            current = "__reviews__"
+            chunks[current] = []
+        elif current is not None:
+            chunks[current].append(line)
+    sections = {key: "\n".join(chunks.get(key, [])).strip("\n") for key, _ in SECTIONS}
+    return WidDocument(meta=dict(post.metadata), sections=sections, reviews=_parse_reviews(chunks.get("__reviews__", [])))
+
+
+def _parse_reviews(lines: list[str]) -> list[ReviewEntry]:
+    entries: list[ReviewEntry] = []
+    comment: list[str] = []
+    for line in lines:
+        match = _REVIEW_RE.match(line)
+        if match:
+            if entries:
+                entries[-1].comment = "\n".join(comment)
+            comment = []
+            at = datetime.strptime(match["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            entries.append(ReviewEntry(
+                action=match["action"], at=at, actor=match["actor"] or "",
+                actor_name=md_unescape(match["name"] or ""),
+            ))
+        elif line.startswith("  >") and entries:
+            comment.append(md_unescape(line[4:] if line.startswith("  > ") else line[3:]))
+    if entries:
+        entries[-1].comment = "\n".join(comment)
+    return entries

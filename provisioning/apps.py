@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ProvisioningConfig(AppConfig):
+    """Provisioning listens to onboarding's domain events (`onboarding.signals`)."""
+
+    name = "provisioning"

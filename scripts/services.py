@@ -1,0 +1,118 @@
+"""Make sure PostgreSQL and Redis answer at DATABASE_URL / REDIS_URL, and that the database exists.
+
+Used by `make run` and `make test`. Starts only what is not already reachable, and only on this
+machine (a remote URL that does not answer is an error, not something to start).
+Standard library plus psycopg, so it runs straight after the virtualenv is installed.
+"""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
+
+
+def say(message: str) -> None:
+    print(f"services: {message}", flush=True)
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host or "127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(host: str, port: int, what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not reachable(host, port):
+        if time.monotonic() > deadline:
+            sys.exit(f"services: {what} did not start on {host}:{port}")
+        time.sleep(0.2)
+
+
+def apt_install(package: str) -> None:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit(f"services: {package} is not installed; install it (apt-get install {package}) and retry")
+    say(f"installing {package} with apt-get")
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def start_postgres(port: int) -> None:
+    clusters = sorted(glob.glob("/etc/postgresql/*/main"))
+    if clusters and port == 5432 and shutil.which("pg_ctlcluster"):
+        version = Path(clusters[-1]).parent.name
+        say(f"starting the machine's PostgreSQL {version} cluster")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
+        return
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        apt_install("postgresql")
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    bindir = Path(bins[-1])
+    data = VAR / "pgdata"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if not (data / "PG_VERSION").exists():
+        say(f"creating a private PostgreSQL cluster in {data}")
+        data.mkdir(parents=True, exist_ok=True)
+        if as_postgres:
+            shutil.chown(data, "postgres", "postgres")
+        subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+                        "--auth=trust", "-E", "UTF8"], check=True, stdout=subprocess.DEVNULL)
+    say(f"starting the private PostgreSQL cluster on port {port}")
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+                    "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "start"], check=True)
+
+
+def start_redis(host: str, port: int) -> None:
+    if not shutil.which("redis-server"):
+        apt_install("redis-server")
+    VAR.mkdir(exist_ok=True)
+    say(f"starting Redis on {host or '127.0.0.1'}:{port}")
+    subprocess.run(["redis-server", "--daemonize", "yes", "--bind", host or "127.0.0.1", "--port", str(port),
+                    "--save", "", "--appendonly", "no", "--dir", str(VAR),
+                    "--logfile", str(VAR / "redis.log")], check=True)
+
+
+def ensure_database(url) -> None:
+    import psycopg
+    from psycopg import sql
+
+    name = url.path.lstrip("/") or "portal"
+    admin = url._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            say(f"creating database {name}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def main() -> None:
+    db = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"))
+    redis = urlparse(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    db_port, redis_port = db.port or 5432, redis.port or 6379
+    if not reachable(db.hostname or "", db_port):
+        if (db.hostname or "") not in LOCAL_HOSTS:
+            sys.exit(f"services: PostgreSQL at {db.hostname}:{db_port} does not answer")
+        start_postgres(db_port)
+        wait_for(db.hostname or "", db_port, "PostgreSQL")
+    if not reachable(redis.hostname or "", redis_port):
+        if (redis.hostname or "") not in LOCAL_HOSTS:
+            sys.exit(f"services: Redis at {redis.hostname}:{redis_port} does not answer")
+        start_redis(redis.hostname or "", redis_port)
+        wait_for(redis.hostname or "", redis_port, "Redis")
+    ensure_database(db)
+    say(f"PostgreSQL {db.hostname}:{db_port} and Redis {redis.hostname}:{redis_port} are up")
+
+
+if __name__ == "__main__":
+    main()
