@@ -311,16 +311,15 @@ def wid_request_changes(*, user, slug: str, comment: str) -> Product:
 
 
 # --- the index ----------------------------------------------------------------------------------
-def index_document(doc: WidDocument, *, head: CommitInfo, created_at: datetime | None = None) -> Product:
+def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
     meta = doc.meta
-    team, _ = Team.objects.get_or_create(slug=meta["team"], defaults={"name": meta["team"]})
     submitted_at = next((r.at for r in reversed(doc.reviews) if r.action == "submitted"), None)
     decided_at = next(
         (r.at for r in reversed(doc.reviews) if r.action in ("approved", "rejected", "changes_requested")), None
     )
     if submitted_at and decided_at and decided_at < submitted_at:
-        decided_at = None
-    fields = {
+        decided_at = None  # resubmitted: the last decision was about an earlier version
+    return {
         "name": meta["name"], "domain": meta["domain"], "team": team, "status": meta["status"],
         "version": meta["version"], "target": meta["target"], "classification": meta["classification"],
         "pii": meta["pii"], "compute_tier": meta["compute_tier"], "contacts": meta["contacts"],
@@ -328,41 +327,71 @@ def index_document(doc: WidDocument, *, head: CommitInfo, created_at: datetime |
         "sections": doc.sections, "path": doc.path, "head_sha": head.sha, "updated_at": head.date,
         "submitted_at": submitted_at, "decided_at": decided_at,
     }
-    if created_at:
-        fields["created_at"] = created_at
-    product, created = Product.objects.update_or_create(
-        slug=meta["slug"], defaults=fields, create_defaults={"created_at": head.date, **fields}
-    )
-    existing = product.review_events.count() if not created else 0
-    if existing > len(doc.reviews):
-        product.review_events.all().delete()
-        existing = 0
-    ReviewEvent.objects.bulk_create([
+
+
+def _review_rows(product: Product, reviews: list[ReviewEntry], *, start: int = 0) -> list[ReviewEvent]:
+    return [
         ReviewEvent(product=product, position=i, action=r.action, actor=r.actor, actor_name=r.actor_name,
                     comment=r.comment, at=r.at)
-        for i, r in enumerate(doc.reviews[existing:], start=existing + 1)
-    ])
+        for i, r in enumerate(reviews[start:], start=start + 1)
+    ]
+
+
+def index_document(doc: WidDocument, *, head: CommitInfo) -> Product:
+    """Bring one product's index rows in line with the document just committed."""
+    team, _ = Team.objects.get_or_create(slug=doc.meta["team"], defaults={"name": doc.meta["team"]})
+    fields = _index_fields(doc, head=head, team=team)
+    product, created = Product.objects.update_or_create(
+        slug=doc.slug, defaults=fields, create_defaults={"created_at": head.date, **fields}
+    )
+    known = 0 if created else product.review_events.count()
+    if known > len(doc.reviews):
+        product.review_events.all().delete()
+        known = 0
+    ReviewEvent.objects.bulk_create(_review_rows(product, doc.reviews, start=known))
     return product
 
 
 def index_rebuild() -> int:
-    """Recreate products and review events from the WID repository; teams and users stay."""
+    """Recreate products and review events from the WID repository; teams and users stay.
+
+    Products keep their database ids (so rows of other apps that point at them survive);
+    products whose file is gone from git leave the index.
+    """
     repo = get_repository()
     with repo.locked(), transaction.atomic():
         spans = repo.file_spans("wids")
-        paths = repo.tracked_files("wids")
         documents = []
-        for path in paths:
-            if not path.endswith(".md"):
-                continue
-            doc = widfile.parse(repo.read(path))
-            if doc.path != path:
-                raise widfile.WidFormatError(f"{path} declares {doc.path}")
-            documents.append(doc)
-        ReviewEvent.objects.all().delete()
+        for path in repo.tracked_files("wids"):
+            if path.endswith(".md"):
+                doc = widfile.parse(repo.read(path))
+                if doc.path != path:
+                    raise widfile.WidFormatError(f"{path} declares the path {doc.path}")
+                documents.append(doc)
+        teams = {t.slug: t for t in Team.objects.all()}
+        missing_teams = {d.meta["team"] for d in documents} - set(teams)
+        for team in Team.objects.bulk_create([Team(slug=s, name=s) for s in sorted(missing_teams)]):
+            teams[team.slug] = team
+        existing = {p.slug: p for p in Product.objects.all()}
+        creates, updates = [], []
         for doc in documents:
             first, latest = spans[doc.path]
-            index_document(doc, head=latest, created_at=first.date)
-        # Rows whose file is gone from git are gone from the index too.
+            fields = {**_index_fields(doc, head=latest, team=teams[doc.meta["team"]]), "created_at": first.date}
+            if doc.slug in existing:
+                product = existing[doc.slug]
+                for name, value in fields.items():
+                    setattr(product, name, value)
+                updates.append(product)
+            else:
+                creates.append(Product(slug=doc.slug, **fields))
+        ReviewEvent.objects.all().delete()
         Product.objects.exclude(slug__in=[d.slug for d in documents]).delete()
+        Product.objects.bulk_create(creates, batch_size=500)
+        if updates:
+            Product.objects.bulk_update(updates, [f.name for f in Product._meta.concrete_fields
+                                                  if f.name not in ("id", "slug")], batch_size=500)
+        products = {p.slug: p for p in [*creates, *updates]}
+        ReviewEvent.objects.bulk_create(
+            [row for doc in documents for row in _review_rows(products[doc.slug], doc.reviews)], batch_size=1000
+        )
         return len(documents)

@@ -1,0 +1,74 @@
+"""A real Celery worker process, on the real Redis broker, against the test database."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def e2e_paths(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log"}
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "WID_REPO_PATH": str(e2e_paths["repo"]),
+        "WID_REPO_REMOTE": str(e2e_paths["remote"]),
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(e2e_paths["mail"]),
+        "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+    }
+    celery = [sys.executable, "-m", "celery", "-A", "portal"]
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    # Tasks left in the queue by earlier runs would name rows that no longer exist.
+    subprocess.run([*celery, "purge", "-f", "-Q", queue], env=env, cwd=ROOT, check=True, capture_output=True)
+    log = open(e2e_paths["log"], "w")
+    worker = subprocess.Popen(
+        [*celery, "worker", "-Q", queue, "--concurrency", "2", "--loglevel", "INFO", "-n", f"e2e-{os.getpid()}@%h"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in e2e_paths["log"].read_text():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            pytest.fail(f"the Celery worker did not start:\n{e2e_paths['log'].read_text()}")
+        time.sleep(0.2)
+    yield worker
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    log.close()
+
+
+@pytest.fixture
+def e2e(settings, e2e_paths, celery_worker_process, transactional_db):
+    """The test process shares the worker's repository, remote and mailbox."""
+    settings.WID_REPO_PATH = e2e_paths["repo"]
+    settings.WID_REPO_REMOTE = str(e2e_paths["remote"])
+    return e2e_paths
+
+
+def wait_until(predicate, *, timeout: float = 30, what: str = "condition", log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    detail = f"\nworker log:\n{log.read_text()[-4000:]}" if log else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{detail}")
