@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
-export PORT
+PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
+export PORT PORTAL_BASE_URL
 
 .PHONY: run test install services migrate demo bench clean
 

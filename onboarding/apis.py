@@ -96,16 +96,23 @@ def _product_response(product: Product, code=status.HTTP_200_OK) -> Response:
 
 
 # --- teams --------------------------------------------------------------------------------------
+class TeamInput(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class MemberInput(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Membership.Role.values, default=Membership.Role.MEMBER)
+
+
 class TeamListApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        slug = serializers.CharField()
-        name = serializers.CharField()
 
     @extend_schema(responses=TeamOutput(many=True))
     def get(self, request):
         return Response(TeamOutput(selectors.team_list(), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: TeamDetailOutput})
+    @extend_schema(request=TeamInput, responses={201: TeamDetailOutput})
     def post(self, request):
         data = request.data
         team = services.team_create(user=request.user, slug=str(data.get("slug", "")), name=str(data.get("name", "")))
@@ -119,18 +126,15 @@ class TeamDetailApi(APIView):
 
 
 class TeamMemberListApi(APIView):
-    class InputSerializer(serializers.Serializer):
-        username = serializers.CharField()
-        role = serializers.ChoiceField(choices=Membership.Role.values, default=Membership.Role.MEMBER)
 
     @extend_schema(responses=MemberOutput(many=True))
     def get(self, request, slug):
         return Response(MemberOutput(selectors.team_memberships(selectors.team_get(slug)), many=True).data)
 
-    @extend_schema(request=InputSerializer, responses={201: MemberOutput})
+    @extend_schema(request=MemberInput, responses={201: MemberOutput})
     def post(self, request, slug):
         team = selectors.team_get(slug)
-        serializer = self.InputSerializer(data=request.data)
+        serializer = MemberInput(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = services.team_member_add(actor=request.user, team=team, **serializer.validated_data)
         return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
