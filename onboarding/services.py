@@ -6,6 +6,7 @@ the index rows, commit the transaction. A failure before the git commit changes 
 commit is the last step that can fail, and the index is a copy that `index_rebuild` recreates.
 """
 import logging
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
@@ -15,8 +16,8 @@ from onboarding import selectors, signals, widfile
 from onboarding.models import Membership, Product, ReviewEvent, Team
 from onboarding.validation import clean_wid_input, merge_input
 from onboarding.widfile import ReviewEntry, WidDocument
-from onboarding.widrepo import Author, CommitInfo, GitError, get_repository
-from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from onboarding.widrepo import Author, CommitInfo, GitError, RepositoryBusy, get_repository
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -159,13 +160,22 @@ def _locked_product(slug: str) -> Product:
         raise NotFound(f"No product {slug!r}.") from None
 
 
+@contextmanager
+def _write_lock(repo):
+    try:
+        with repo.locked():
+            yield
+    except RepositoryBusy as exc:
+        raise Unavailable("The WID repository is busy; nothing was saved. Try again in a moment.") from exc
+
+
 def _commit(doc: WidDocument, *, author: Author, message: str) -> Product:
     """Commit the file, then index it (inside the caller's lock and transaction)."""
     try:
         info = get_repository().commit_file(doc.path, widfile.render(doc), author=author, message=message)
     except GitError as exc:
         logger.exception("commit of %s failed", doc.path)
-        raise Conflict("The WID repository could not record the change; nothing was saved. Try again.") from exc
+        raise Unavailable("The WID repository could not record the change; nothing was saved. Try again.") from exc
     product = index_document(doc, head=info)
     transaction.on_commit(_push_soon)
     return product
@@ -184,7 +194,7 @@ def wid_create(*, user, data: dict) -> Product:
     cleaned = clean_wid_input(data)
     slug = cleaned["slug"]
     repo = get_repository()
-    with repo.locked(), transaction.atomic():
+    with _write_lock(repo), transaction.atomic():
         _check_references(cleaned, user=user, slug=slug)
         if Product.objects.filter(slug=slug).exists() or repo.tracked_files(f"wids/*/{slug}.md"):
             raise InvalidInput.on("slug", f"A product {slug!r} already exists.")
@@ -200,7 +210,7 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
         raise InvalidInput.on("version", "A whole number.")
     changes = {k: v for k, v in data.items() if k != "version"}
     repo = get_repository()
-    with repo.locked(), transaction.atomic():
+    with _write_lock(repo), transaction.atomic():
         product = _locked_product(slug)
         if not selectors.user_can_edit_product(user, product):
             raise NotAllowed(f"Only members of {product.team.slug!r} edit this product.")
@@ -277,7 +287,7 @@ def policy_verdict(meta: dict) -> tuple[bool, str]:
 def wid_submit(*, user, slug: str, comment: str = "") -> Product:
     comment = _clean_comment(comment, required=False)
     repo = get_repository()
-    with repo.locked(), transaction.atomic():
+    with _write_lock(repo), transaction.atomic():
         product = _locked_product(slug)
         if not selectors.user_can_edit_product(user, product):
             raise NotAllowed(f"Only members of {product.team.slug!r} submit this product.")
@@ -291,7 +301,7 @@ def wid_submit(*, user, slug: str, comment: str = "") -> Product:
 def _decide(action: str, *, user, slug: str, comment: str, comment_required: bool) -> Product:
     comment = _clean_comment(comment, required=comment_required)
     repo = get_repository()
-    with repo.locked(), transaction.atomic():
+    with _write_lock(repo), transaction.atomic():
         product = _locked_product(slug)
         if not selectors.user_can_decide(user):
             raise NotAllowed("Only the platform team decides on WIDs.")
@@ -359,7 +369,7 @@ def index_rebuild() -> int:
     products whose file is gone from git leave the index.
     """
     repo = get_repository()
-    with repo.locked(), transaction.atomic():
+    with _write_lock(repo), transaction.atomic():
         spans = repo.file_spans("wids")
         documents = []
         for path in repo.tracked_files("wids"):

@@ -45,6 +45,13 @@ class Conflict(PortalError):
     default_detail = "The request conflicts with the current state."
 
 
+class Unavailable(PortalError):
+    """A transient failure of a backing service (the WID repository, say): try again later."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Temporarily unavailable; try again."
+
+
 def flatten_errors(errors) -> dict[str, list[str]]:
     """DRF nests errors of nested serializers; the contract wants `{"a.b": [...]}`."""
     flat: dict[str, list[str]] = {}
@@ -67,7 +74,8 @@ def flatten_errors(errors) -> dict[str, list[str]]:
 
 def api_exception_handler(exc, context):
     if isinstance(exc, PortalError):
-        return Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+        headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else None
+        return Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"detail": "Request body too large.", "errors": {"body": ["The request body is too large."]}},
