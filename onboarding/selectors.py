@@ -47,8 +47,9 @@ def user_can_edit_product(user, product: Product) -> bool:
     return user_is_member(user, product.team)
 
 
-def user_can_decide(user) -> bool:
-    return user_is_platform(user)
+def user_can_decide(user, product: Product) -> bool:
+    """The platform decides, and never on a WID of a team it is itself in (four eyes)."""
+    return user_is_platform(user) and not user_is_member(user, product.team)
 
 
 def user_can_manage_team(user, team: Team) -> bool:

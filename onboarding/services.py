@@ -2,8 +2,9 @@
 
 A WID save is: take the repository's write lock, open a database transaction, re-read the file
 (git is the truth), check version and status, commit the new file as the signed-in user, update
-the index rows, commit the transaction. A failure before the git commit changes nothing; the git
-commit is the last step that can fail, and the index is a copy that `index_rebuild` recreates.
+the index rows, send the domain event, commit the transaction. A failure before the git commit
+changes nothing; a failure after it (the index, a receiver of the event, the transaction's
+commit) rolls the transaction back and takes the git commits back, still under the lock.
 """
 import logging
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ def team_create(*, user, slug: str, name: str) -> Team:
 
     errors = {}
     try:
-        SlugField().run_validation(slug)
+        slug = SlugField().run_validation(slug)  # the cleaned value (trimmed), not the raw one
     except Exception as exc:  # DRF ValidationError
         errors["slug"] = [str(m) for m in getattr(exc, "detail", [str(exc)])]
     name = (name or "").strip()
@@ -162,9 +163,19 @@ def _locked_product(slug: str) -> Product:
 
 @contextmanager
 def _write_lock(repo):
+    """Hold the repository's write lock; if the save fails after committing to git (the index
+    or a domain-event receiver raised, the transaction did not commit), take the commits back."""
     try:
         with repo.locked():
-            yield
+            start = repo.head()
+            try:
+                yield
+            except BaseException:
+                try:
+                    repo.rewind(start)
+                except GitError:
+                    logger.exception("could not take back the commits after %s", start)
+                raise
     except RepositoryBusy as exc:
         raise Unavailable("The WID repository is busy; nothing was saved. Try again in a moment.") from exc
 
@@ -221,7 +232,7 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
                 errors={"version": [f"The current version is {current.meta['version']}."]},
             )
         if current.meta["status"] not in EDITABLE_STATUSES:
-            raise Conflict(f"A {current.meta['status'].replace('_', ' ')} WID cannot be edited.")
+            raise Conflict(f"{_a_status(current.meta['status'])} WID cannot be edited.")
         cleaned = clean_wid_input(merge_input(document_as_input(current), changes))
         for field in ("slug", "domain"):
             if cleaned[field] != current.meta[field]:
@@ -231,6 +242,12 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
         if document_as_input(doc) == document_as_input(current):
             return product  # nothing changed: no empty commit, no new version
         return _commit(doc, author=user_author(user), message=f"Update {slug}")
+
+
+def _a_status(status: str) -> str:
+    """'An approved', 'A submitted': the status with its article, for messages."""
+    text = status.replace("_", " ")
+    return f"{'An' if text[:1] in 'aeiou' else 'A'} {text}"
 
 
 def _clean_comment(comment: str | None, *, required: bool) -> str:
@@ -246,7 +263,7 @@ def _transition(product: Product, current: WidDocument, action: str, *, actor, c
     allowed_from, new_status, entry_action, verb, signal = TRANSITIONS[action]
     status = current.meta["status"]
     if status not in allowed_from:
-        raise Conflict(f"A {status.replace('_', ' ')} WID cannot be {'submitted' if action == 'submit' else 'decided'}.")
+        raise Conflict(f"{_a_status(status)} WID cannot be {'submitted' if action == 'submit' else 'decided'}.")
     entry = ReviewEntry(
         action=entry_action, at=_now(), actor=actor.username if actor else "",
         actor_name=(actor.get_full_name() or actor.username) if actor else "", comment=comment,
@@ -303,8 +320,10 @@ def _decide(action: str, *, user, slug: str, comment: str, comment_required: boo
     repo = get_repository()
     with _write_lock(repo), transaction.atomic():
         product = _locked_product(slug)
-        if not selectors.user_can_decide(user):
+        if not selectors.user_is_platform(user):
             raise NotAllowed("Only the platform team decides on WIDs.")
+        if not selectors.user_can_decide(user, product):
+            raise NotAllowed(f"You are in {product.team.slug!r}, which owns this WID: another platform member decides.")
         return _transition(product, _read_current(product), action, actor=user, comment=comment)
 
 
@@ -323,12 +342,17 @@ def wid_request_changes(*, user, slug: str, comment: str) -> Product:
 # --- the index ----------------------------------------------------------------------------------
 def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
     meta = doc.meta
-    submitted_at = next((r.at for r in reversed(doc.reviews) if r.action == "submitted"), None)
-    decided_at = next(
-        (r.at for r in reversed(doc.reviews) if r.action in ("approved", "rejected", "changes_requested")), None
+    positions = range(len(doc.reviews) - 1, -1, -1)
+    last_submit = next((i for i in positions if doc.reviews[i].action == "submitted"), None)
+    last_decision = next(
+        (i for i in positions if doc.reviews[i].action in ("approved", "rejected", "changes_requested")), None
     )
-    if submitted_at and decided_at and decided_at < submitted_at:
-        decided_at = None  # resubmitted: the last decision was about an earlier version
+    submitted_at = doc.reviews[last_submit].at if last_submit is not None else None
+    decided_at = doc.reviews[last_decision].at if last_decision is not None else None
+    if last_submit is not None and last_decision is not None and last_decision < last_submit:
+        # Resubmitted: the last decision was about an earlier version. Compared by position in the
+        # log, not by time: entries are stamped to the second and often share one.
+        decided_at = None
     return {
         "name": meta["name"], "domain": meta["domain"], "team": team, "status": meta["status"],
         "version": meta["version"], "target": meta["target"], "classification": meta["classification"],

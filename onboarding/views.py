@@ -61,6 +61,13 @@ def _user_teams(user):
     return Team.objects.filter(memberships__user=user).order_by("slug")
 
 
+def _refuse_other_teams(request, teams) -> None:
+    """Writing a product for an existing team one is not in is not allowed (403, as in the API)."""
+    slug = request.POST.get("team", "")
+    if slug and not teams.filter(slug=slug).exists() and Team.objects.filter(slug=slug).exists():
+        raise PermissionDenied(f"Only members of {slug!r} write its products.")
+
+
 @login_required
 def product_create(request):
     teams = _user_teams(request.user)
@@ -73,6 +80,7 @@ def product_create(request):
     if "preview" in request.POST:
         form.is_valid()
         return _render_form(request, form, preview=True)
+    _refuse_other_teams(request, teams)
     if form.is_valid():
         try:
             product = services.wid_create(user=request.user, data=form.to_input())
@@ -104,6 +112,7 @@ def product_edit(request, slug):
     if "preview" in request.POST:
         form.is_valid()
         return _render_form(request, form, product=product, preview=True)
+    _refuse_other_teams(request, teams)
     if form.is_valid():
         data = form.to_input()
         data["version"] = form.cleaned_data.get("version")
@@ -139,7 +148,7 @@ def product_detail(request, slug):
         "diff_from": request.GET.get("from") or (history[1].number if len(history) > 1 else 1),
         "diff_to": request.GET.get("to") or (history[0].number if history else 1),
         "can_edit": selectors.user_can_edit_product(request.user, product),
-        "can_decide": selectors.user_can_decide(request.user),
+        "can_decide": selectors.user_can_decide(request.user, product),
         "comment_form": CommentForm(),
         "policy": services.policy_verdict({"classification": product.classification, "pii": product.pii,
                                            "compute_tier": product.compute_tier}),

@@ -51,7 +51,7 @@ def md_unescape(text: str) -> str:
 
 def wid_path(domain: str, slug: str) -> str:
     """Only ever called with validated slugs: nothing user-typed reaches a path otherwise."""
-    if not (SLUG_RE.match(domain) and SLUG_RE.match(slug)):
+    if not (SLUG_RE.fullmatch(domain) and SLUG_RE.fullmatch(slug)):  # `$` alone lets a final newline in
         raise ValueError(f"not a valid domain/slug: {domain!r}/{slug!r}")
     return f"wids/{domain}/{slug}.md"
 

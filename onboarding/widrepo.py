@@ -217,6 +217,21 @@ class WidRepository:
         else:
             target.write_text(previous, encoding="utf-8")
 
+    def rewind(self, sha: str) -> None:
+        """Drop the commits made after `sha`, with the index and work tree, if there are any.
+
+        Only for commits made under the write lock in a save that then failed (its database
+        transaction rolled back, a domain-event receiver raised): nothing was built on them, and
+        the push after a save waits for its transaction to commit (only a periodic push in that
+        very instant could have sent one).
+        """
+        if self.head() == sha:
+            return
+        try:
+            self.repo.git.reset("-q", "--hard", sha)
+        except git.GitCommandError as exc:
+            raise GitError(f"could not rewind to {sha}: {exc}", permanent=False) from exc
+
     def commit_tree(self, *, author: Author, message: str) -> str:
         """Commit everything under wids/ as it is on disk (bulk imports and the benchmark)."""
         self.repo.git.add("--all", "--", "wids")
@@ -226,8 +241,12 @@ class WidRepository:
     def push(self) -> None:
         if not self.remote:
             return
+        # Read the tip under the write lock: a save that fails takes its commit back (`rewind`)
+        # before releasing the lock, so a tip read under it is never one that will disappear.
+        with self.locked():
+            tip = self.head()
         try:
-            self.repo.git.push("origin", f"HEAD:refs/heads/{self.branch}")
+            self.repo.git.push("origin", f"{tip}:refs/heads/{self.branch}")
         except git.GitCommandError as exc:
             text = f"{exc.stderr or ''} {exc.stdout or ''}"
             rejected = any(word in text for word in ("rejected", "non-fast-forward", "fetch first"))

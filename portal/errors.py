@@ -9,6 +9,7 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
 
@@ -59,7 +60,10 @@ def flatten_errors(errors) -> dict[str, list[str]]:
     def walk(prefix: str, value) -> None:
         if isinstance(value, dict):
             for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+                if prefix and key == api_settings.NON_FIELD_ERRORS_KEY:
+                    walk(prefix, inner)  # a nested object's own errors belong to the object's path
+                else:
+                    walk(f"{prefix}.{key}" if prefix else str(key), inner)
         elif isinstance(value, list) and value and not all(isinstance(v, str) for v in value):
             for index, inner in enumerate(value):
                 if inner:
