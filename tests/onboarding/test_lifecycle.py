@@ -10,7 +10,7 @@ import pytest
 from django.core import mail
 
 from onboarding import signals, widfile
-from onboarding.models import Product, ReviewEvent
+from onboarding.models import Membership, Product, ReviewEvent
 from onboarding.services import _notify_soon, policy_verdict
 from onboarding.tasks import notify_review_event
 from onboarding.widfile import ReviewEntry, WidDocument, parse, render
@@ -294,6 +294,18 @@ def test_deciding_a_wid_the_policy_approved_answers_409(api, member, platform):
 
     assert response.status_code == 409
     assert head_commit().hexsha == head
+
+
+def test_a_platform_member_in_the_owning_team_cannot_decide_on_its_wid(api, member, platform, team):
+    Membership.objects.create(team=team, user=platform, role="member")
+    create(api, member)
+    api(member).post("/api/v1/products/customer-churn/submit/", format="json")
+
+    for action in ("approve", "reject", "request-changes"):
+        response = api(platform).post(f"/api/v1/products/customer-churn/{action}/", {"comment": "mine"}, format="json")
+        assert response.status_code == 403, action
+
+    assert api(member).get("/api/v1/products/customer-churn/").json()["status"] == "submitted"
 
 
 def test_deciding_an_unknown_product_answers_404(api, platform):
