@@ -81,18 +81,26 @@ def product_create(request):
         form.is_valid()
         return _render_form(request, form, preview=True)
     _refuse_other_teams(request, teams)
+    return _save_form(
+        request, form, lambda data: services.wid_create(user=request.user, data=data),
+        saved=lambda product: f"Draft {product.slug} saved as version {product.version}.",
+    )
+
+
+def _save_form(request, form, save, *, saved, product=None):
+    """Hand the form's input to a service; on a refusal, show the form again with its errors."""
     if form.is_valid():
         try:
-            product = services.wid_create(user=request.user, data=form.to_input())
+            result = save(form.to_input())
         except InvalidInput as exc:
             form.add_service_errors(exc.errors)
         except PortalError as exc:
             _raise_for_page(exc)
             form.add_error(None, exc.detail)
         else:
-            messages.success(request, f"Draft {product.slug} saved as version {product.version}.")
-            return redirect("product-detail", slug=product.slug)
-    return _render_form(request, form, status=400)
+            messages.success(request, saved(result))
+            return redirect("product-detail", slug=result.slug)
+    return _render_form(request, form, product=product, status=409 if form.non_field_errors() else 400)
 
 
 @login_required
@@ -113,20 +121,12 @@ def product_edit(request, slug):
         form.is_valid()
         return _render_form(request, form, product=product, preview=True)
     _refuse_other_teams(request, teams)
-    if form.is_valid():
-        data = form.to_input()
-        data["version"] = form.cleaned_data.get("version")
-        try:
-            product = services.wid_update(user=request.user, slug=slug, data=data)
-        except InvalidInput as exc:
-            form.add_service_errors(exc.errors)
-        except PortalError as exc:
-            _raise_for_page(exc)
-            form.add_error(None, exc.detail)
-        else:
-            messages.success(request, f"Saved version {product.version}.")
-            return redirect("product-detail", slug=product.slug)
-    return _render_form(request, form, product=product, status=409 if form.non_field_errors() else 400)
+    return _save_form(
+        request, form,
+        lambda data: services.wid_update(user=request.user, slug=slug,
+                                         data={**data, "version": form.cleaned_data.get("version")}),
+        saved=lambda saved_product: f"Saved version {saved_product.version}.", product=product,
+    )
 
 
 @login_required
