@@ -187,7 +187,7 @@ class WidRepository:
                 fh.write(content)
             os.replace(tmp, target)
             g = self.repo.git
-            parent = g.rev_parse("HEAD")
+            parent = self.head()
             g.update_index("--add", "--", relpath)
             tree = g.write_tree()
             when = datetime.now(timezone.utc).replace(microsecond=0)
