@@ -7,7 +7,7 @@ PORT ?= 8000
 PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 export PORT PORTAL_BASE_URL
 
-.PHONY: run test install services migrate demo bench clean
+.PHONY: run test install services migrate demo bench bench-provisioning clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +18,7 @@ install: $(STAMP)
 
 services: install
 	@$(PY) scripts/services.py
+	@$(PY) manage.py terraform_setup
 
 migrate: services
 	$(PY) manage.py migrate --noinput
@@ -35,6 +36,9 @@ test: services
 
 bench: migrate
 	$(PY) bench/wid_save.py
+
+bench-provisioning: services
+	$(PY) bench/provisioning.py
 
 clean:
 	rm -rf var/test-* var/bench-*

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from functools import partial
 
 from django.db import transaction
+from django.db.models import ProtectedError
 
 from onboarding import selectors, signals, widfile
 from onboarding.models import Membership, Product, ReviewEvent, Team
@@ -31,6 +32,7 @@ TRANSITIONS = {
     "reject": ({"submitted"}, "rejected", "rejected", "Reject", signals.wid_rejected),
     "request_changes": ({"submitted"}, "changes_requested", "changes_requested", "Request changes to",
                         signals.wid_changes_requested),
+    "retire": ({"approved"}, "retired", "retired", "Retire", signals.wid_retired),
 }
 COMMENT_MAX_LENGTH = 10_000
 
@@ -263,7 +265,7 @@ def _transition(product: Product, current: WidDocument, action: str, *, actor, c
     allowed_from, new_status, entry_action, verb, signal = TRANSITIONS[action]
     status = current.meta["status"]
     if status not in allowed_from:
-        raise Conflict(f"{_a_status(status)} WID cannot be {'submitted' if action == 'submit' else 'decided'}.")
+        raise Conflict(f"{_a_status(status)} WID cannot be {({'submit': 'submitted', 'retire': 'retired'}).get(action, 'decided')}.")
     entry = ReviewEntry(
         action=entry_action, at=_now(), actor=actor.username if actor else "",
         actor_name=(actor.get_full_name() or actor.username) if actor else "", comment=comment,
@@ -339,6 +341,17 @@ def wid_request_changes(*, user, slug: str, comment: str) -> Product:
     return _decide("request_changes", user=user, slug=slug, comment=comment, comment_required=True)
 
 
+def wid_retire(*, user, slug: str, comment: str) -> Product:
+    """Mark a decommissioned product retired (provisioning calls this once its destroy succeeded)."""
+    comment = _clean_comment(comment, required=True)
+    repo = get_repository()
+    with _write_lock(repo), transaction.atomic():
+        product = _locked_product(slug)
+        if not selectors.user_is_platform(user):
+            raise NotAllowed("Only the platform team retires products.")
+        return _transition(product, _read_current(product), "retire", actor=user, comment=comment)
+
+
 # --- the index ----------------------------------------------------------------------------------
 def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
     meta = doc.meta
@@ -386,6 +399,17 @@ def index_document(doc: WidDocument, *, head: CommitInfo) -> Product:
     return product
 
 
+def _drop_products_missing_from_git(slugs: set[str]) -> None:
+    """Rows whose file is gone from git leave the index, unless other records still need them
+    (provisioning jobs, audit): those stay, and are reported, for a person to look at."""
+    for product in Product.objects.exclude(slug__in=slugs):
+        try:
+            with transaction.atomic():
+                product.delete()
+        except ProtectedError:
+            logger.warning("%s is not in the WID repository but other records refer to it; kept", product.slug)
+
+
 def index_rebuild() -> int:
     """Recreate products and review events from the WID repository; teams and users stay.
 
@@ -419,7 +443,7 @@ def index_rebuild() -> int:
             else:
                 creates.append(Product(slug=doc.slug, **fields))
         ReviewEvent.objects.all().delete()
-        Product.objects.exclude(slug__in=[d.slug for d in documents]).delete()
+        _drop_products_missing_from_git({d.slug for d in documents})
         Product.objects.bulk_create(creates, batch_size=500)
         if updates:
             Product.objects.bulk_update(updates, [f.name for f in Product._meta.concrete_fields

@@ -1,10 +1,13 @@
 """Server-rendered pages. They work without JavaScript and call the same services as the API."""
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.module_loading import import_string
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from onboarding import selectors, services, widfile
@@ -150,6 +153,7 @@ def product_detail(request, slug):
         "can_edit": selectors.user_can_edit_product(request.user, product),
         "can_decide": selectors.user_can_decide(request.user, product),
         "comment_form": CommentForm(),
+        "panels": [mark_safe(import_string(path)(request, product)) for path in settings.PRODUCT_PAGE_PANELS],
         "policy": services.policy_verdict({"classification": product.classification, "pii": product.pii,
                                            "compute_tier": product.compute_tier}),
     })

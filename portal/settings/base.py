@@ -159,6 +159,7 @@ TERRAFORM_HOME = Path(env.str("TERRAFORM_HOME", default=str(BASE_DIR / "var" / "
 TERRAFORM_TEMPLATES = BASE_DIR / "terraform_templates"
 # Rendered working directories, one per product; disposable (re-rendered before every job).
 TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "tf-work")))
+TERRAFORM_LOCK_TIMEOUT = env.str("TERRAFORM_LOCK_TIMEOUT", default="60s")
 TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate")
 WAREHOUSE_PORT = env.int("WAREHOUSE_PORT", default=5433)
 WAREHOUSE_ADMIN_PASSWORD_FILE = Path(env.str(
@@ -166,3 +167,16 @@ WAREHOUSE_ADMIN_PASSWORD_FILE = Path(env.str(
 WAREHOUSE_DATABASE = env.str("WAREHOUSE_DATABASE", default="warehouse")
 LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "pipelines")))
+# Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
+# shows them without knowing the apps that provide them.
+PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
+# Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
+PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
+CELERY_BEAT_SCHEDULE["reconcile-provisioning-jobs"] = {
+    "task": "provisioning.tasks.reconcile_jobs",
+    "schedule": env.float("JOB_RECONCILE_INTERVAL", default=60.0),
+}
+CELERY_BEAT_SCHEDULE["check-drift"] = {
+    "task": "provisioning.tasks.check_drift_all",
+    "schedule": env.float("DRIFT_CHECK_INTERVAL", default=3600.0),
+}

@@ -18,8 +18,21 @@ def e2e_paths(tmp_path_factory):
     return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log"}
 
 
+def _ensure_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    with psycopg.connect(parsed._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        name = parsed.path.lstrip("/")
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
+    _ensure_database(settings.TF_STATE_DATABASE_URL)
     db = connection.settings_dict
     env = {
         **os.environ,

@@ -1,0 +1,222 @@
+"""Benchmarks of provisioning, all against the real worker, terraform, provider and warehouse.
+
+    make bench-provisioning     (or: .venv/bin/python bench/provisioning.py [--existing 200] [--burst 20])
+
+1. Portal overhead: approval-to-`succeeded` wall time of one product (a Celery worker picks the job
+   up, renders, init, workspace, plan, apply, outputs) versus bare `terraform init && terraform
+   workspace new && terraform apply` of the same rendered directory, in the same run.
+2. Scale: the same approval-to-`succeeded` time when 0 and when N (200) products already exist
+   (index rows, jobs with logs, Terraform workspaces in the state database).
+3. Throughput: a burst of 20 products approved at once with 2 worker processes: total wall time
+   and the slowest product's approval-to-`succeeded` time.
+Uses databases of its own (portal_bench, portal_tfstate_bench) and var/bench-*; cleans up after.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RUN = uuid.uuid4().hex[:4]
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
+    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"),
+    "TF_STATE_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal_tfstate_bench",
+    "TERRAFORM_WORKDIR": str(ROOT / "var" / "bench-tf-work"),
+    "LAKE_ROOT": str(ROOT / "var" / "bench-lake"),
+    "PIPELINES_ROOT": str(ROOT / "var" / "bench-pipelines"),
+    "WID_REPO_PATH": str(Path(tempfile.mkdtemp(prefix="bench-wids-")) / "repo"),
+    "CELERY_TASK_DEFAULT_QUEUE": f"portal-bench-{RUN}",
+    "PROVISION_ON_APPROVAL_TARGETS": "local",
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "LOG_LEVEL": "WARNING",
+}
+os.environ.update(ENV)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--existing", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=20)
+    args = parser.parse_args()
+    import psycopg
+
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS portal_tfstate_bench WITH (FORCE)")
+        conn.execute("DROP DATABASE IF EXISTS portal_bench WITH (FORCE)")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "services.py")], check=True, stdout=subprocess.DEVNULL)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", ENV["CELERY_TASK_DEFAULT_QUEUE"],
+         "--concurrency", "2", "--loglevel", "WARNING", "-n", f"bench-{RUN}@%h"],
+        cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slugs: list[str] = []
+    try:
+        bench(args, slugs)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        cleanup(slugs)
+
+
+def bench(args, slugs: list[str]) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from onboarding import services as wids
+    from onboarding.models import Membership, Team
+    from provisioning import services
+    from provisioning.models import Job
+    from provisioning.rendering import render
+    from provisioning.terraform import Terraform
+
+    User = get_user_model()
+    owner, _ = User.objects.get_or_create(username="bench-owner", defaults={"email": "o@example.com"})
+    judge, _ = User.objects.get_or_create(username="bench-platform", defaults={"email": "p@example.com"})
+    judge.groups.add(Group.objects.get_or_create(name="platform")[0])
+    team, _ = Team.objects.get_or_create(slug="bench-team", defaults={"name": "Bench"})
+    Membership.objects.get_or_create(team=team, user=owner, defaults={"role": "owner"})
+    from tests.factories import wid_payload
+
+    def submitted(tag: str) -> str:
+        slug = f"b{RUN}-{tag}"
+        slugs.append(slug)
+        wids.wid_create(user=owner, data=wid_payload(slug=slug, team="bench-team", classification="confidential"))
+        wids.wid_submit(user=owner, slug=slug)
+        return slug
+
+    def wait_succeeded(slug: str, started: float) -> float:
+        while True:
+            job = Job.objects.filter(product__slug=slug).order_by("-id").first()
+            if job and job.status in Job.FINISHED:
+                if job.status != "succeeded":
+                    sys.exit(f"{slug}: job {job.pk} {job.status}: {job.error}")
+                return job.finished_at.timestamp() - started
+            time.sleep(0.05)
+
+    def approval_to_succeeded(tag: str) -> float:
+        slug = submitted(tag)
+        started = time.time()
+        wids.wid_approve(user=judge, slug=slug, comment="bench")
+        return wait_succeeded(slug, started)
+
+    def bare_terraform(tag: str) -> float:
+        slug = submitted(tag)
+        from onboarding.selectors import product_get
+
+        workdir = render(services.product_spec(product_get(slug)), Path(ENV["TERRAFORM_WORKDIR"]) / f"{slug}.bare")
+        tf = Terraform(workdir, workspace=slug, extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": services.warehouse_dsn()})
+        env = {k: v for k, v in tf.env.items() if k != "TF_WORKSPACE"}
+        started = time.perf_counter()
+        for command in (["init", "-input=false", f"-backend-config=conn_str={services.state_conn_str()}"],
+                        ["workspace", "new", slug],
+                        ["apply", "-auto-approve", "-input=false"]):
+            subprocess.run([str(tf.toolchain.binary), *command], cwd=workdir, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    approval_to_succeeded("warmup")
+    portal, bare = [], []
+    for n in range(3):
+        bare.append(bare_terraform(f"bare{n}"))
+        portal.append(approval_to_succeeded(f"one{n}"))
+    print(f"overhead: approval-to-succeeded median {statistics.median(portal):.2f} s "
+          f"vs bare init+workspace+apply {statistics.median(bare):.2f} s: "
+          f"ratio {statistics.median(portal) / statistics.median(bare):.2f} (goal at most 1.3)")
+
+    seed_existing(args.existing, owner)
+    many = [approval_to_succeeded(f"many{n}") for n in range(3)]
+    print(f"scale: with 0 products {statistics.median(portal):.2f} s, with {args.existing} more "
+          f"{statistics.median(many):.2f} s: ratio {statistics.median(many) / statistics.median(portal):.2f} "
+          f"(goal at most 1.1)")
+
+    burst = [submitted(f"burst{n}") for n in range(args.burst)]
+    started = time.time()
+    approved_at = {}
+    for slug in burst:
+        approved_at[slug] = time.time()
+        wids.wid_approve(user=judge, slug=slug, comment="bench")
+    times = [wait_succeeded(slug, approved_at[slug]) for slug in burst]
+    total = max(approved_at[s] + t for s, t in zip(burst, times)) - started
+    print(f"throughput: {args.burst} approved at once, 2 worker processes: all provisioned in {total:.1f} s, "
+          f"slowest {max(times):.1f} s, median {statistics.median(times):.1f} s")
+
+
+def seed_existing(count: int, owner) -> None:
+    """N more products as the portal would hold them: index rows, finished jobs with logs, and a
+    workspace each in the state database (created by terraform itself)."""
+    from onboarding import services as wids, widfile
+    from onboarding.widrepo import Author, get_repository
+    from provisioning.models import Job, JobLogLine, Provisioning
+    from provisioning.toolchain import ensure_toolchain
+    from tests.factories import wid_payload
+    from onboarding.models import Product
+    from provisioning import services
+
+    repo = get_repository()
+    for n in range(count):
+        data = wid_payload(slug=f"e{RUN}-{n:04d}", team="bench-team")
+        doc = wids._document(wids.clean_wid_input(data), status="approved", version=3, reviews=[])
+        path = repo.path / doc.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(widfile.render(doc))
+    repo.commit_tree(author=Author("Bench", "bench@example.com"), message=f"Seed {count}")
+    wids.index_rebuild()
+    existing = list(Product.objects.filter(slug__startswith=f"e{RUN}-"))
+    jobs = Job.objects.bulk_create([Job(product=p, action="apply", status="succeeded", log_lines=30) for p in existing])
+    JobLogLine.objects.bulk_create([JobLogLine(job=j, number=i, text=f"line {i}") for j in jobs for i in range(1, 31)])
+    Provisioning.objects.bulk_create([Provisioning(product=p, provisioned=True, last_job=j)
+                                      for p, j in zip(existing, jobs)])
+    toolchain = ensure_toolchain()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+    (workdir / "main.tf").write_text('terraform {\n  backend "pg" {}\n}\n')
+    subprocess.run([str(toolchain.binary), "init", "-input=false",
+                    f"-backend-config=conn_str={services.state_conn_str()}"],
+                   cwd=workdir, env=toolchain.env, check=True, stdout=subprocess.DEVNULL)
+    for p in existing:
+        subprocess.run([str(toolchain.binary), "workspace", "new", p.slug], cwd=workdir, env=toolchain.env,
+                       check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(workdir)
+
+
+def cleanup(slugs: list[str]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from provisioning import services
+
+    with psycopg.connect(services.warehouse_dsn(), autocommit=True) as admin:
+        for slug in slugs:
+            name = "p_" + slug.replace("-", "_")
+            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+        admin.execute("DELETE FROM platform_registry.compute_queues WHERE product ~ '^b[0-9a-f]{4}-'")
+        # Leftovers of an earlier run that was interrupted.
+        for (name,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname ~ '^p_b[0-9a-f]{4}_'").fetchall():
+            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS portal_tfstate_bench WITH (FORCE)")
+        conn.execute("DROP DATABASE IF EXISTS portal_bench WITH (FORCE)")
+    for key in ("TERRAFORM_WORKDIR", "LAKE_ROOT", "PIPELINES_ROOT"):
+        shutil.rmtree(ENV[key], ignore_errors=True)
+    shutil.rmtree(Path(ENV["WID_REPO_PATH"]).parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

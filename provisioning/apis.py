@@ -1,0 +1,137 @@
+"""REST API of provisioning: jobs (202 with the job's URL), their live logs, credentials."""
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from onboarding import selectors as onboarding
+from portal.errors import InvalidInput
+from provisioning import services
+from provisioning.models import Job, Provisioning
+
+
+class JobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+    product = serializers.CharField(source="product.slug")
+    action = serializers.CharField()
+    status = serializers.CharField()
+    step = serializers.CharField()
+    reason = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    confirmed_by = serializers.CharField(source="confirmed_by.username", allow_null=True, default=None)
+    retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
+    plan_summary = serializers.DictField(child=serializers.IntegerField(), allow_null=True)
+    planned_changes = serializers.ListField(child=serializers.CharField())
+    outputs = serializers.DictField()
+    error = serializers.CharField()
+    log_lines = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, job) -> str:
+        return f"/api/v1/jobs/{job.pk}/"
+
+
+class LogLineOutput(serializers.Serializer):
+    number = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    text = serializers.CharField()
+
+
+def _job_response(job: Job, code=status.HTTP_200_OK) -> Response:
+    job = services.job_get(job.pk)
+    headers = {"Location": f"/api/v1/jobs/{job.pk}/"} if code == status.HTTP_202_ACCEPTED else None
+    return Response(JobOutput(job).data, status=code, headers=headers)
+
+
+class ProductJobListApi(APIView):
+    @extend_schema(responses=JobOutput(many=True))
+    def get(self, request, slug):
+        product = onboarding.product_get(slug)
+        jobs = Job.objects.filter(product=product).select_related("product", "requested_by", "confirmed_by")[:100]
+        return Response(JobOutput(jobs, many=True).data)
+
+    @extend_schema(request=inline_serializer("JobInput", {"action": serializers.ChoiceField(Job.Action.values)}),
+                   responses={202: JobOutput})
+    def post(self, request, slug):
+        product = onboarding.product_get(slug)
+        action = request.data.get("action") if isinstance(request.data, dict) else None
+        if action not in Job.Action.values:
+            raise InvalidInput.on("action", f"Choose one of: {', '.join(Job.Action.values)}.")
+        job = services.job_start(user=request.user, product=product, action=action)
+        return _job_response(job, status.HTTP_202_ACCEPTED)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses=JobOutput)
+    def get(self, request, job_id):
+        return _job_response(services.job_get(job_id))
+
+
+class JobLogApi(APIView):
+    @extend_schema(parameters=[OpenApiParameter("offset", int, description="number of the last line you have")],
+                   responses=inline_serializer("JobLog", {
+                       "lines": LogLineOutput(many=True), "next_offset": serializers.IntegerField(),
+                       "status": serializers.CharField(), "step": serializers.CharField(),
+                       "finished": serializers.BooleanField()}))
+    def get(self, request, job_id):
+        job = services.job_get(job_id)
+        try:
+            offset = max(0, int(request.query_params.get("offset", 0)))
+        except ValueError:
+            raise InvalidInput.on("offset", "A whole number.") from None
+        lines = services.job_log(job, offset=offset)
+        return Response({
+            "lines": LogLineOutput(lines, many=True).data,
+            "next_offset": lines[-1].number if lines else offset,
+            "status": job.status, "step": job.step, "finished": job.status in Job.FINISHED,
+        })
+
+
+def _job_action(service, doc: str):
+    class JobActionApi(APIView):
+        @extend_schema(request=None, responses={200: JobOutput, 202: JobOutput}, description=doc)
+        def post(self, request, job_id):
+            job = service(user=request.user, job=services.job_get(job_id))
+            return _job_response(job, status.HTTP_202_ACCEPTED if job.status == Job.Status.QUEUED else 200)
+
+    JobActionApi.__name__ = JobActionApi.__qualname__ = f"{service.__name__.title().replace('_', '')}Api"
+    return JobActionApi
+
+
+JobConfirmApi = _job_action(services.job_confirm, "Confirm a planned job that changes or destroys (platform).")
+JobCancelApi = _job_action(services.job_cancel, "Cancel a queued, planned or running job.")
+JobRetryApi = _job_action(services.job_retry, "Start a new job from a failed or cancelled one.")
+
+
+class CredentialsApi(APIView):
+    @extend_schema(responses=inline_serializer("Credentials", {
+        name: serializers.CharField() for name in ("host", "port", "database", "user", "password", "schema",
+                                                   "lake_path")}))
+    def get(self, request, slug):
+        product = onboarding.product_get(slug)
+        data = services.credentials_read(user=request.user, product=product,
+                                         remote_addr=request.META.get("REMOTE_ADDR"))
+        return Response(data, headers={"Cache-Control": "no-store"})
+
+
+class ProvisioningOutput(serializers.Serializer):
+    provisioned = serializers.BooleanField()
+    provisioned_at = serializers.DateTimeField(allow_null=True)
+    retired = serializers.BooleanField()
+    template_version = serializers.CharField()
+    outputs = serializers.DictField()
+    drifted = serializers.BooleanField()
+    drift_checked_at = serializers.DateTimeField(allow_null=True)
+    drift_details = serializers.ListField(child=serializers.CharField())
+    last_job = serializers.IntegerField(source="last_job_id", allow_null=True)
+
+
+class ProductProvisioningApi(APIView):
+    @extend_schema(responses=ProvisioningOutput, description="Infrastructure state: provisioned, drifted, outputs.")
+    def get(self, request, slug):
+        product = onboarding.product_get(slug)
+        state = Provisioning.objects.filter(product=product).first() or Provisioning(product=product)
+        return Response(ProvisioningOutput(state).data)

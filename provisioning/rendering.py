@@ -1,0 +1,81 @@
+"""Render a product's Terraform working directory: copy the target's module, write its values.
+
+Values only ever reach Terraform as data in `terraform.tfvars.json`; nothing a user typed is
+pasted into HCL. The directory is disposable and re-rendered before every job.
+"""
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from onboarding.widfile import SLUG_RE, TARGETS
+
+TEMPLATE_VERSION = "1"
+# Quotas per compute tier, the same for every target.
+COMPUTE_TIERS = {
+    "small": {"concurrency": 1, "memory_mb": 512, "connection_limit": 5, "statement_timeout_ms": 60_000},
+    "medium": {"concurrency": 2, "memory_mb": 2048, "connection_limit": 10, "statement_timeout_ms": 300_000},
+    "large": {"concurrency": 4, "memory_mb": 8192, "connection_limit": 20, "statement_timeout_ms": 1_800_000},
+}
+
+
+class RenderError(Exception):
+    """The product cannot be rendered (unknown target, invalid values, a broken template)."""
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    """What provisioning needs to know of a product (from onboarding's selectors)."""
+
+    slug: str
+    domain: str
+    team: str
+    target: str
+    classification: str
+    pii: bool
+    compute_tier: str
+    wid_url: str
+
+
+def tfvars(spec: ProductSpec) -> dict:
+    tier = COMPUTE_TIERS[spec.compute_tier]
+    return {
+        "product": spec.slug,
+        "domain": spec.domain,
+        "team": spec.team,
+        "classification": spec.classification,
+        "pii": spec.pii,
+        "compute_tier": spec.compute_tier,
+        **tier,
+        "wid_url": spec.wid_url,
+        "template_version": TEMPLATE_VERSION,
+        "lake_root": str(settings.LAKE_ROOT),
+        "pipelines_root": str(settings.PIPELINES_ROOT),
+        "scaffold_dir": str(settings.TERRAFORM_TEMPLATES / "scaffold" / "pipeline" / f"v{TEMPLATE_VERSION}"),
+    }
+
+
+def render(spec: ProductSpec, workdir: Path | None = None) -> Path:
+    """Copy terraform_templates/<target>/ into the product's working directory and write its values."""
+    if spec.target not in TARGETS:
+        raise RenderError(f"unknown target {spec.target!r}")
+    if not SLUG_RE.fullmatch(spec.slug) or spec.compute_tier not in COMPUTE_TIERS:
+        raise RenderError(f"invalid product values for {spec.slug!r}")
+    source = settings.TERRAFORM_TEMPLATES / spec.target
+    if not (source / "main.tf").is_file():
+        raise RenderError(f"no template for target {spec.target!r} ({source}/main.tf is missing)")
+    workdir = workdir or settings.TERRAFORM_WORKDIR / spec.slug
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Keep .terraform/ (providers and backend, re-initialised anyway); replace everything else,
+        # the lock file too: it pins the mirror's wrapper by hash, which moves with the install.
+        for entry in workdir.iterdir():
+            if entry.name != ".terraform":
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        shutil.copytree(source, workdir, dirs_exist_ok=True)
+        (workdir / "terraform.tfvars.json").write_text(json.dumps(tfvars(spec), indent=2, sort_keys=True))
+    except OSError as exc:
+        raise RenderError(f"could not render {spec.slug}: {exc}") from exc
+    return workdir

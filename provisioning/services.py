@@ -1,0 +1,335 @@
+"""Provisioning jobs: start, run, confirm, cancel, retry, and the reconciler for lost workers.
+
+A job is a database row. Starting one inserts it (a partial unique index allows one active job
+per product: the lock) and enqueues `run_job` after the commit. A worker claims it with a
+conditional UPDATE, renders the product's working directory, and runs terraform through the
+adapter, appending every output line to the job's log as it comes.
+"""
+import logging
+import os
+import socket
+from datetime import timedelta
+from functools import partial
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from onboarding import selectors as onboarding
+from onboarding import services as onboarding_services
+from provisioning import terraform
+from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
+from provisioning.rendering import ProductSpec, RenderError, render
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
+
+logger = logging.getLogger(__name__)
+
+PLAN_FILE = "job.tfplan"
+ALIVE_SECONDS = 60
+REDACTED = "(sensitive)"
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def _cancel_key(job_id: int) -> str:
+    return f"portal:job:{job_id}:cancel"
+
+
+def _alive_key(job_id: int) -> str:
+    return f"portal:job:{job_id}:alive"
+
+
+# --- permissions --------------------------------------------------------------------------------
+def user_can_start(user, product, action: str) -> bool:
+    if action == Job.Action.PLAN:
+        return onboarding.user_is_platform(user) or onboarding.user_can_edit_product(user, product)
+    return onboarding.user_is_platform(user)
+
+
+def user_can_read_credentials(user, product) -> bool:
+    return onboarding.user_is_platform(user) or onboarding.user_is_member(user, product.team)
+
+
+# --- starting -----------------------------------------------------------------------------------
+def product_spec(product) -> ProductSpec:
+    return ProductSpec(
+        slug=product.slug, domain=product.domain, team=product.team.slug, target=product.target,
+        classification=product.classification, pii=product.pii, compute_tier=product.compute_tier,
+        wid_url=f"{settings.PORTAL_BASE_URL}/products/{product.slug}/",
+    )
+
+
+def _check_startable(product, action: str) -> None:
+    if action not in Job.Action.values:
+        raise InvalidInput.on("action", f"Choose one of: {', '.join(Job.Action.values)}.")
+    if product.status != "approved":
+        raise Conflict(f"{product.slug} is {product.get_status_display()}: only an approved WID is provisioned.")
+
+
+def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | None = None) -> Job:
+    """Insert a queued job and run it after the commit; 409 if the product already has one."""
+    if user is not None and not user_can_start(user, product, action):
+        who = "the product's team and the platform" if action == Job.Action.PLAN else "the platform team"
+        raise NotAllowed(f"Only {who} start {action} jobs.")
+    _check_startable(product, action)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(product=product, action=action, requested_by=user, reason=reason[:200],
+                                     retry_of=retry_of)
+    except IntegrityError:
+        active = Job.objects.filter(product=product, status__in=Job.ACTIVE).first()
+        raise Conflict(f"{product.slug} already has a job running"
+                       + (f" (#{active.pk}, {active.status})." if active else "."),
+                       errors={"job": [f"/api/v1/jobs/{active.pk}/" if active else ""]}) from None
+    Provisioning.objects.get_or_create(product=product)
+    transaction.on_commit(partial(_enqueue, job.pk))
+    return job
+
+
+def _enqueue(job_id: int) -> None:
+    from provisioning.tasks import run_job
+
+    run_job.delay(job_id)
+
+
+def job_get(job_id: int) -> Job:
+    try:
+        return Job.objects.select_related("product", "product__team", "requested_by").get(pk=job_id)
+    except Job.DoesNotExist:
+        raise NotFound(f"No job {job_id}.") from None
+
+
+def job_confirm(*, user, job: Job) -> Job:
+    if not onboarding.user_is_platform(user):
+        raise NotAllowed("Only the platform team confirms a plan that changes or destroys resources.")
+    updated = Job.objects.filter(pk=job.pk, status=Job.Status.PLANNED).update(
+        status=Job.Status.QUEUED, confirmed_by=user, confirmed_summary=job.plan_summary, step="")
+    if not updated:
+        raise Conflict(f"Job #{job.pk} is {job.status}: only a planned job waits for confirmation.")
+    transaction.on_commit(partial(_enqueue, job.pk))
+    job.refresh_from_db()
+    return job
+
+
+def job_cancel(*, user, job: Job) -> Job:
+    if not (onboarding.user_is_platform(user) or (job.action == Job.Action.PLAN and job.requested_by_id == user.pk)):
+        raise NotAllowed("Only the platform team (or who started a plan) cancels a job.")
+    now = timezone.now()
+    # Not yet picked up by a worker, or waiting for a confirmation: nothing runs, stop it here.
+    if Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.PLANNED]).update(
+            status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now):
+        _append(job, f"Cancelled by {user.username}.")
+    elif Job.objects.filter(pk=job.pk, status__in=[Job.Status.RUNNING, Job.Status.APPLYING]).update(
+            cancel_requested=True):
+        _redis().set(_cancel_key(job.pk), "1", ex=24 * 3600)
+        _append(job, f"Cancel requested by {user.username}; stopping terraform.")
+    else:
+        raise Conflict(f"Job #{job.pk} has already finished ({job.status}).")
+    job.refresh_from_db()
+    return job
+
+
+def job_retry(*, user, job: Job) -> Job:
+    if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
+        raise Conflict(f"Job #{job.pk} is {job.status}: only a failed or cancelled job is retried.")
+    return job_start(user=user, product=job.product, action=job.action, reason=f"retry of #{job.pk}", retry_of=job)
+
+
+# --- the log ------------------------------------------------------------------------------------
+def _append(job: Job, text: str) -> None:
+    for secret in _secrets():
+        text = text.replace(secret, "***")
+    with transaction.atomic():
+        number = Job.objects.select_for_update().filter(pk=job.pk).values_list("log_lines", flat=True).get() + 1
+        JobLogLine.objects.create(job_id=job.pk, number=number, text=text[:10_000])
+        Job.objects.filter(pk=job.pk).update(log_lines=number, heartbeat_at=timezone.now())
+
+
+def _secrets() -> list[str]:
+    try:
+        return [settings.WAREHOUSE_ADMIN_PASSWORD_FILE.read_text().strip()]
+    except OSError:
+        return []
+
+
+def job_log(job: Job, *, offset: int = 0, limit: int = 1000) -> list[JobLogLine]:
+    return list(JobLogLine.objects.filter(job=job, number__gt=offset).order_by("number")[:limit])
+
+
+# --- running ------------------------------------------------------------------------------------
+def warehouse_dsn() -> str:
+    password = settings.WAREHOUSE_ADMIN_PASSWORD_FILE.read_text().strip()
+    return f"postgresql://warehouse_admin:{password}@127.0.0.1:{settings.WAREHOUSE_PORT}/{settings.WAREHOUSE_DATABASE}"
+
+
+def state_conn_str() -> str:
+    """TF_STATE_DATABASE_URL for the pg backend, whose driver insists on SSL unless told not to."""
+    url = settings.TF_STATE_DATABASE_URL
+    return url if "sslmode=" in url else url + ("&" if "?" in url else "?") + "sslmode=disable"
+
+
+def _set(job: Job, **fields) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    Job.objects.filter(pk=job.pk).update(**fields)
+
+
+def _finish(job: Job, status: str, **fields) -> None:
+    _set(job, status=status, finished_at=timezone.now(), **fields)
+    _redis().delete(_cancel_key(job.pk), _alive_key(job.pk))
+
+
+def _redact(outputs: dict) -> dict:
+    return {name: (REDACTED if o.get("sensitive") else o.get("value")) for name, o in outputs.items()}
+
+
+def job_run(job_id: int) -> None:
+    """Run a queued job to its end (or to `planned`); called by the worker, safe to call twice."""
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
+        worker=f"{socket.gethostname()}:{os.getpid()}")
+    if not claimed:
+        logger.info("job %s is not queued any more; nothing to do", job_id)
+        return
+    job = job_get(job_id)
+    product = job.product
+    r = _redis()
+    r.set(_alive_key(job.pk), "1", ex=ALIVE_SECONDS)
+
+    def should_cancel() -> bool:
+        r.set(_alive_key(job.pk), "1", ex=ALIVE_SECONDS)
+        return bool(r.exists(_cancel_key(job.pk)))
+
+    try:
+        _set(job, step="render")
+        _append(job, f"Rendering the {product.target} template for {product.slug}.")
+        workdir = render(product_spec(product))
+        tf = terraform.Terraform(
+            workdir, workspace=product.slug, extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": warehouse_dsn()},
+            on_line=partial(_append, job), should_cancel=should_cancel,
+        )
+        _set(job, step="init")
+        tf.init({"conn_str": state_conn_str()})
+        state = terraform.read_state(state_conn_str(), workspace=product.slug)
+        if state is None:
+            tf.new_workspace()  # before any long command: see DESIGN, pg backend facts
+        if job.action == Job.Action.APPLY and not (state and state.resources):
+            # Nothing exists yet, so nothing can be changed or destroyed: plan and apply in one run.
+            _set(job, status=Job.Status.APPLYING, step="apply")
+            plan = tf.apply()
+            _set(job, plan_summary=plan.summary, planned_changes=plan.changed_resources)
+        else:
+            _set(job, step="plan")
+            plan = tf.plan(PLAN_FILE, destroy=job.action == Job.Action.DESTROY)
+            _set(job, plan_summary=plan.summary, planned_changes=plan.changed_resources)
+            if job.action == Job.Action.PLAN:
+                _append(job, f"Plan: {plan.add} to add, {plan.change} to change, {plan.remove} to destroy.")
+                _finish(job, Job.Status.SUCCEEDED, step="")
+                return
+            needs_confirmation = plan.touches_existing or job.action == Job.Action.DESTROY
+            if needs_confirmation and job.confirmed_summary != plan.summary:
+                if job.confirmed_summary is not None:
+                    _append(job, "The plan differs from the one confirmed; confirm again.")
+                _append(job, "This plan changes or destroys existing resources: "
+                             "waiting for a platform member to confirm.")
+                _set(job, status=Job.Status.PLANNED, step="confirm", confirmed_summary=None)
+                r.delete(_alive_key(job.pk))
+                return
+            _set(job, status=Job.Status.APPLYING, step="apply")
+            tf.apply(PLAN_FILE)
+        _set(job, step="outputs")
+        final = terraform.read_state(state_conn_str(), workspace=product.slug)
+        outputs = _redact(final.outputs if final else {})
+        _record_success(job, outputs)
+        _finish(job, Job.Status.SUCCEEDED, step="", outputs=outputs)
+        if job.action == Job.Action.DESTROY:
+            onboarding_services.wid_retire(user=job.confirmed_by or job.requested_by, slug=product.slug,
+                                           comment=f"Decommissioned by destroy job #{job.pk}.")
+    except terraform.Cancelled:
+        _append(job, "Cancelled; terraform stopped. The state records whatever it had done.")
+        _finish(job, Job.Status.CANCELLED, step="")
+    except (terraform.TerraformError, RenderError) as exc:
+        _append(job, f"Error: {exc}")
+        _finish(job, Job.Status.FAILED, error=str(exc)[:2000])
+    except Exception as exc:
+        logger.exception("job %s failed unexpectedly", job.pk)
+        _append(job, f"Error: {type(exc).__name__}: {exc}")
+        _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _record_success(job: Job, outputs: dict) -> None:
+    state, _ = Provisioning.objects.get_or_create(product=job.product)
+    destroyed = job.action == Job.Action.DESTROY
+    state.provisioned = not destroyed
+    state.retired = destroyed
+    state.last_job = job
+    state.provisioned_at = None if destroyed else timezone.now()
+    state.outputs = {} if destroyed else outputs
+    state.template_version = "" if destroyed else str(outputs.get("template_version") or "")
+    state.drifted = False
+    state.save()
+
+
+# --- drift -------------------------------------------------------------------------------------
+def drift_check(product) -> bool:
+    """A refresh-only plan of a provisioned product; flags it drifted when reality moved.
+
+    Runs in a working directory of its own and without taking the state lock (a refresh-only
+    plan writes nothing), so it never waits on, or blocks, the product's jobs.
+    """
+    spec = product_spec(product)
+    workdir = render(spec, settings.TERRAFORM_WORKDIR / f"{product.slug}.drift")
+    tf = terraform.Terraform(workdir, workspace=product.slug,
+                             extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": warehouse_dsn()})
+    tf.init({"conn_str": state_conn_str()})
+    plan = tf.plan("drift.tfplan", refresh_only=True, lock=False)
+    drifted = bool(plan.changed_resources) or plan.touches_existing
+    Provisioning.objects.filter(product=product).update(
+        drifted=drifted, drift_checked_at=timezone.now(),
+        drift_details=sorted(set(plan.changed_resources)) if drifted else [])
+    return drifted
+
+
+def drift_candidates():
+    return Provisioning.objects.filter(provisioned=True, retired=False).select_related("product", "product__team")
+
+
+# --- the reconciler -----------------------------------------------------------------------------
+def reconcile_jobs(*, queued_after: timedelta = timedelta(minutes=5)) -> dict:
+    """Fail running jobs whose worker is gone; enqueue again queued jobs nobody picked up."""
+    r = _redis()
+    lost = 0
+    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.APPLYING]):
+        if not r.exists(_alive_key(job.pk)) and job.heartbeat_at and \
+                job.heartbeat_at < timezone.now() - timedelta(seconds=ALIVE_SECONDS):
+            if Job.objects.filter(pk=job.pk, status=job.status).update(
+                    status=Job.Status.FAILED, finished_at=timezone.now(),
+                    error="The worker running this job stopped answering; retry it."):
+                _append(job, "Error: the worker running this job was lost. Terraform's state lock was released "
+                             "with its connection; retry to complete the change.")
+                lost += 1
+    stale = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=timezone.now() - queued_after)
+    requeued = [job.pk for job in stale]
+    for job_id in requeued:
+        _enqueue(job_id)
+    return {"lost": lost, "requeued": len(requeued)}
+
+
+# --- credentials --------------------------------------------------------------------------------
+def credentials_read(*, user, product, remote_addr: str | None = None) -> dict:
+    if not user_can_read_credentials(user, product):
+        raise NotAllowed("Only the product's team and the platform read its credentials.")
+    if not Provisioning.objects.filter(product=product, provisioned=True).exists():
+        raise Conflict(f"{product.slug} is not provisioned.")
+    state = terraform.read_state(state_conn_str(), workspace=product.slug)
+    CredentialRead.objects.create(product=product, user=user, remote_addr=remote_addr)
+    values = {name: o.get("value") for name, o in (state.outputs if state else {}).items()}
+    return {
+        "host": values.get("warehouse_host"), "port": values.get("warehouse_port"),
+        "database": values.get("warehouse_database"), "user": values.get("storage_role"),
+        "password": values.get("storage_password"), "schema": values.get("storage_schema"),
+        "lake_path": values.get("lake_path"),
+    }

@@ -1,0 +1,30 @@
+"""Thin Celery tasks: ids in, services do the work."""
+from celery import shared_task
+
+from provisioning import services
+
+
+@shared_task(acks_late=True)
+def run_job(job_id: int) -> None:
+    # Safe to deliver twice (a redelivery after a lost worker): the claim is a conditional UPDATE.
+    services.job_run(job_id)
+
+
+@shared_task
+def reconcile_jobs() -> dict:
+    return services.reconcile_jobs()
+
+
+@shared_task
+def check_drift_all() -> int:
+    """Fan out one drift check per provisioned product (beat runs this every DRIFT_CHECK_INTERVAL)."""
+    ids = list(services.drift_candidates().values_list("product_id", flat=True))
+    for product_id in ids:
+        check_drift.delay(product_id)
+    return len(ids)
+
+
+@shared_task
+def check_drift(product_id: int) -> bool:
+    state = services.drift_candidates().filter(product_id=product_id).first()
+    return services.drift_check(state.product) if state else False

@@ -1,0 +1,201 @@
+"""The one adapter that runs Terraform (docs/adr/0001): a subprocess per command, output streamed.
+
+Each command gets the project's own environment (CLI config, HOME, no checkpoint), runs in its
+own process group so that a cancel can interrupt it and everything it started, and hands every
+output line to a callback as soon as it is printed. Failures raise `TerraformError`, which says
+whether trying again can help.
+"""
+import json
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from provisioning.toolchain import ensure_toolchain
+
+
+
+class TerraformError(Exception):
+    def __init__(self, message: str, *, permanent: bool, exit_code: int | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.exit_code = exit_code
+
+
+class Cancelled(TerraformError):
+    def __init__(self):
+        super().__init__("cancelled", permanent=True)
+
+
+@dataclass
+class PlanResult:
+    add: int = 0
+    change: int = 0
+    remove: int = 0
+    changed_resources: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict:
+        return {"add": self.add, "change": self.change, "destroy": self.remove}
+
+    @property
+    def touches_existing(self) -> bool:
+        return bool(self.change or self.remove)
+
+
+def _message(line: str) -> tuple[str, dict | None]:
+    """A `-json` line as (human text, the object); plain lines as (line, None)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return line, None
+    if not isinstance(obj, dict):
+        return line, None
+    return str(obj.get("@message", line)), obj
+
+
+class Terraform:
+    """Terraform in one working directory, on one workspace."""
+
+    def __init__(self, workdir: Path, *, workspace: str, extra_env: dict[str, str] | None = None,
+                 on_line: Callable[[str], None] = lambda line: None,
+                 should_cancel: Callable[[], bool] = lambda: False):
+        self.workdir = Path(workdir)
+        self.workspace = workspace
+        self.toolchain = ensure_toolchain()
+        self.env = {**self.toolchain.env, **(extra_env or {}), "TF_WORKSPACE": workspace}
+        self.on_line = on_line
+        self.should_cancel = should_cancel
+        # Two runs on one workspace wait this long for each other's state lock, then fail.
+        self.lock_timeout = settings.TERRAFORM_LOCK_TIMEOUT
+
+    def _run(self, *args: str, workspace: bool = True, json_lines: bool = False,
+             on_object: Callable[[dict], None] | None = None, ok_codes=(0,),
+             echo: bool = True) -> tuple[int, list[str]]:
+        env = dict(self.env) if workspace else {k: v for k, v in self.env.items() if k != "TF_WORKSPACE"}
+        process = subprocess.Popen(
+            [str(self.toolchain.binary), *args], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
+        )
+        cancelled = threading.Event()
+
+        def watch() -> None:
+            while process.poll() is None:
+                if self.should_cancel():
+                    cancelled.set()
+                    # Terraform stops cleanly on an interrupt and releases its state lock.
+                    os.killpg(process.pid, signal.SIGINT)
+                    try:
+                        process.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    return
+                threading.Event().wait(0.5)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        lines = []
+        for raw in process.stdout:
+            line = raw.rstrip("\n")
+            lines.append(line)
+            text, obj = _message(line) if json_lines else (line, None)
+            if obj is not None and on_object:
+                on_object(obj)
+            if echo:
+                self.on_line(text)
+        code = process.wait()
+        watcher.join(timeout=1)
+        if cancelled.is_set():
+            raise Cancelled()
+        if code not in ok_codes:
+            tail = next((t for t in (_message(l)[0] for l in reversed(lines)) if t.strip()), "")
+            raise TerraformError(f"terraform {args[0]} failed (exit {code}): {tail}",
+                                 permanent=_is_permanent(lines), exit_code=code)
+        return code, lines
+
+    def init(self, backend_config: dict[str, str]) -> None:
+        args = ["init", "-input=false", "-no-color", "-reconfigure"]
+        args += [f"-backend-config={key}={value}" for key, value in backend_config.items()]
+        self._run(*args, workspace=False)
+
+    @staticmethod
+    def _collector(result: "PlanResult") -> Callable[[dict], None]:
+        """Reads the change summary and the planned changes out of `-json` lines as they stream."""
+        def on_object(obj: dict) -> None:
+            kind = obj.get("type")
+            if kind == "change_summary":
+                changes = obj.get("changes", {})
+                result.add, result.change, result.remove = (changes.get(k, 0) for k in ("add", "change", "remove"))
+            elif kind in ("planned_change", "resource_drift"):
+                change = obj.get("change", {})
+                resource = change.get("resource", {}).get("addr")
+                if resource:
+                    verb = change.get("action") if kind == "planned_change" else "drift"
+                    result.changed_resources.append(f"{verb} {resource}")
+        return on_object
+
+    def plan(self, plan_file: str, *, destroy: bool = False, refresh_only: bool = False,
+             lock: bool = True) -> PlanResult:
+        result = PlanResult()
+        args = ["plan", "-json", "-input=false", f"-lock-timeout={self.lock_timeout}", f"-out={plan_file}",
+                "-detailed-exitcode"]
+        if destroy:
+            args.append("-destroy")
+        if refresh_only:
+            args.append("-refresh-only")
+        if not lock:
+            args.append("-lock=false")
+        self._run(*args, json_lines=True, on_object=self._collector(result), ok_codes=(0, 2))
+        return result
+
+    def apply(self, plan_file: str | None = None) -> PlanResult:
+        """Apply a saved plan, or plan and apply in one go (only where nothing exists yet to change)."""
+        result = PlanResult()
+        target = [plan_file] if plan_file else ["-auto-approve"]
+        self._run("apply", "-json", "-input=false", f"-lock-timeout={self.lock_timeout}", *target,
+                  json_lines=True, on_object=self._collector(result))
+        return result
+
+    def new_workspace(self) -> None:
+        self._run("workspace", "new", "-no-color", self.workspace, workspace=False)
+
+
+_PERMANENT_HINTS = ("Invalid", "Unsupported", "Error: Failed to query available provider packages",
+                    "Could not load plugin", "Missing required argument", "Reference to undeclared")
+
+
+def _is_permanent(lines: list[str]) -> bool:
+    return any(hint in line for line in lines for hint in _PERMANENT_HINTS)
+
+
+@dataclass(frozen=True)
+class StateSummary:
+    resources: int
+    outputs: dict
+
+
+def read_state(conn_str: str, *, workspace: str, schema: str = "terraform_remote_state") -> StateSummary | None:
+    """A workspace's state as the pg backend stores it, or None if the workspace does not exist.
+
+    Read straight from the backend's table: it saves starting terraform for `workspace list` and
+    `output -json`, and the credentials' only copy is there.
+    """
+    import psycopg
+    from psycopg import errors, sql
+
+    try:
+        with psycopg.connect(conn_str) as conn:
+            row = conn.execute(
+                sql.SQL("SELECT data FROM {}.states WHERE name = %s").format(sql.Identifier(schema)), [workspace]
+            ).fetchone()
+    except errors.UndefinedTable:
+        return None  # no workspace was ever created on this backend
+    if row is None:
+        return None
+    state = json.loads(row[0]) if row[0] else {}
+    return StateSummary(resources=len(state.get("resources", [])), outputs=state.get("outputs", {}))

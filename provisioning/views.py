@@ -1,0 +1,95 @@
+"""Pages of provisioning: the product's provisioning panel, the job page with its live log."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from onboarding import selectors as onboarding
+from portal.errors import NotAllowed, NotFound, PortalError
+from provisioning import services
+from provisioning.models import Job, Provisioning
+
+
+def product_panel(request, product) -> str:
+    """The provisioning part of a product's page (listed in settings.PRODUCT_PAGE_PANELS)."""
+    jobs = list(Job.objects.filter(product=product).select_related("requested_by")[:10])
+    state = Provisioning.objects.filter(product=product).first()
+    user = request.user
+    return render_to_string("provisioning/product_panel.html", {
+        "product": product, "jobs": jobs, "state": state,
+        "active": next((j for j in jobs if j.is_active), None),
+        "can_plan": services.user_can_start(user, product, Job.Action.PLAN),
+        "can_apply": services.user_can_start(user, product, Job.Action.APPLY),
+        "can_read_credentials": services.user_can_read_credentials(user, product),
+    }, request=request)
+
+
+def _job_or_404(job_id: int) -> Job:
+    try:
+        return services.job_get(job_id)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
+@login_required
+def job_detail(request, job_id):
+    job = _job_or_404(job_id)
+    return render(request, "provisioning/job_detail.html", {
+        "job": job, "lines": services.job_log(job, limit=5000),
+        "is_platform": onboarding.user_is_platform(request.user),
+    })
+
+
+def _run(request, call, fallback):
+    try:
+        return call()
+    except NotAllowed as exc:
+        raise PermissionDenied(exc.detail) from exc
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    except PortalError as exc:
+        messages.error(request, exc.detail)
+        return fallback
+
+
+@login_required
+@require_POST
+def job_start(request, slug):
+    try:
+        product = onboarding.product_get(slug)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    job = _run(request, lambda: services.job_start(user=request.user, product=product,
+                                                   action=request.POST.get("action", "")), None)
+    return redirect("job-detail", job_id=job.pk) if job else redirect("product-detail", slug=slug)
+
+
+_JOB_ACTIONS = {"confirm": services.job_confirm, "cancel": services.job_cancel, "retry": services.job_retry}
+
+
+@login_required
+@require_POST
+def job_action(request, job_id, action):
+    if action not in _JOB_ACTIONS:
+        raise Http404("No such action.")
+    job = _job_or_404(job_id)
+    result = _run(request, lambda: _JOB_ACTIONS[action](user=request.user, job=job), None)
+    return redirect("job-detail", job_id=result.pk if result else job.pk)
+
+
+@login_required
+def credentials(request, slug):
+    try:
+        product = onboarding.product_get(slug)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+    values = _run(request, lambda: services.credentials_read(user=request.user, product=product,
+                                                               remote_addr=request.META.get("REMOTE_ADDR")), None)
+    if values is None:
+        return redirect("product-detail", slug=slug)
+    response = render(request, "provisioning/credentials.html", {"product": product, "values": values})
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,7 @@
+variable "product" {
+  type = string
+}
+
+variable "lake_root" {
+  type = string
+}
