@@ -127,9 +127,10 @@ def bench(args, slugs: list[str]) -> None:
                            stdout=subprocess.DEVNULL)
         return time.perf_counter() - started
 
-    approval_to_succeeded("warmup")
+    approval_to_succeeded("warmup1")  # each of the worker's two processes once
+    approval_to_succeeded("warmup2")
     portal, bare = [], []
-    for n in range(3):
+    for n in range(5):
         bare.append(bare_terraform(f"bare{n}"))
         portal.append(approval_to_succeeded(f"one{n}"))
     print(f"overhead: approval-to-succeeded median {statistics.median(portal):.2f} s "
@@ -137,7 +138,7 @@ def bench(args, slugs: list[str]) -> None:
           f"ratio {statistics.median(portal) / statistics.median(bare):.2f} (goal at most 1.3)")
 
     seed_existing(args.existing, owner)
-    many = [approval_to_succeeded(f"many{n}") for n in range(3)]
+    many = [approval_to_succeeded(f"many{n}") for n in range(5)]
     print(f"scale: with 0 products {statistics.median(portal):.2f} s, with {args.existing} more "
           f"{statistics.median(many):.2f} s: ratio {statistics.median(many) / statistics.median(portal):.2f} "
           f"(goal at most 1.1)")

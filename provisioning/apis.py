@@ -6,8 +6,8 @@ from rest_framework.views import APIView
 
 from onboarding import selectors as onboarding
 from portal.errors import InvalidInput
-from provisioning import services
-from provisioning.models import Job, Provisioning
+from provisioning import runs, services
+from provisioning.models import Job, Provisioning, Run
 
 
 class JobOutput(serializers.Serializer):
@@ -78,16 +78,20 @@ class JobLogApi(APIView):
                        "finished": serializers.BooleanField()}))
     def get(self, request, job_id):
         job = services.job_get(job_id)
-        try:
-            offset = max(0, int(request.query_params.get("offset", 0)))
-        except ValueError:
-            raise InvalidInput.on("offset", "A whole number.") from None
+        offset = _offset(request)
         lines = services.job_log(job, offset=offset)
         return Response({
             "lines": LogLineOutput(lines, many=True).data,
             "next_offset": lines[-1].number if lines else offset,
             "status": job.status, "step": job.step, "finished": job.status in Job.FINISHED,
         })
+
+
+def _offset(request) -> int:
+    try:
+        return max(0, int(request.query_params.get("offset", 0)))
+    except ValueError:
+        raise InvalidInput.on("offset", "A whole number.") from None
 
 
 def _job_action(service, doc: str):
@@ -135,3 +139,55 @@ class ProductProvisioningApi(APIView):
         product = onboarding.product_get(slug)
         state = Provisioning.objects.filter(product=product).first() or Provisioning(product=product)
         return Response(ProvisioningOutput(state).data)
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+    product = serializers.CharField(source="product.slug")
+    status = serializers.CharField()
+    queue = serializers.CharField()
+    commit = serializers.CharField()
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    exit_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    log_lines = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, run) -> str:
+        return f"/api/v1/runs/{run.pk}/"
+
+
+class ProductRunListApi(APIView):
+    @extend_schema(responses=RunOutput(many=True))
+    def get(self, request, slug):
+        product = onboarding.product_get(slug)
+        return Response(RunOutput(Run.objects.filter(product=product).select_related("product")[:100], many=True).data)
+
+    @extend_schema(request=None, responses={202: RunOutput},
+                   description="Run the product's scaffolded pipeline on its own compute (its team and the platform).")
+    def post(self, request, slug):
+        run = runs.run_start(user=request.user, product=onboarding.product_get(slug))
+        return Response(RunOutput(runs.run_get(run.pk)).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/runs/{run.pk}/"})
+
+
+class RunDetailApi(APIView):
+    @extend_schema(responses=RunOutput)
+    def get(self, request, run_id):
+        return Response(RunOutput(runs.run_get(run_id)).data)
+
+
+class RunLogApi(APIView):
+    @extend_schema(parameters=[OpenApiParameter("offset", int)], responses=inline_serializer("RunLog", {
+        "lines": LogLineOutput(many=True), "next_offset": serializers.IntegerField(),
+        "status": serializers.CharField(), "finished": serializers.BooleanField()}))
+    def get(self, request, run_id):
+        run = runs.run_get(run_id)
+        offset = _offset(request)
+        lines = runs.run_log(run, offset=offset)
+        return Response({"lines": LogLineOutput(lines, many=True).data,
+                         "next_offset": lines[-1].number if lines else offset,
+                         "status": run.status, "finished": run.status in Run.FINISHED})

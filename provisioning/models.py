@@ -99,3 +99,41 @@ class CredentialRead(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+
+class Run(models.Model):
+    """One run of a product's scaffolded pipeline, on the product's own compute quota."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+
+    product = models.ForeignKey("onboarding.Product", on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    queue = models.CharField(max_length=100)
+    commit = models.CharField(max_length=40, blank=True, help_text="the pipeline repository's commit that ran")
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    log_lines = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class RunLogLine(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="lines")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_run_log_line_per_number")]

@@ -28,3 +28,10 @@ def check_drift_all() -> int:
 def check_drift(product_id: int) -> bool:
     state = services.drift_candidates().filter(product_id=product_id).first()
     return services.drift_check(state.product) if state else False
+
+
+@shared_task
+def execute_run(run_id: int) -> str:
+    from provisioning import runs
+
+    return runs.run_execute(run_id)

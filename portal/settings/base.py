@@ -180,3 +180,6 @@ CELERY_BEAT_SCHEDULE["check-drift"] = {
     "task": "provisioning.tasks.check_drift_all",
     "schedule": env.float("DRIFT_CHECK_INTERVAL", default=3600.0),
 }
+# Pipeline runs: how long a run waits before trying its product's queue again, and may last.
+RUN_WAIT_SECONDS = env.float("RUN_WAIT_SECONDS", default=1.0)
+RUN_TIMEOUT_SECONDS = env.int("RUN_TIMEOUT_SECONDS", default=3600)

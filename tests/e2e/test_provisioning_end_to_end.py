@@ -184,3 +184,68 @@ def test_cancelling_a_running_job_stops_terraform_and_a_retry_completes_the_work
         assert retried.retry_of_id == job.pk
     finally:
         _destroy(api, priya, slug, e2e["log"])
+
+
+def _commit_pipeline_change(repo, code):
+    import subprocess
+
+    (repo / "pipeline.py").write_text(code)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=Team", "-c", "user.email=team@example.com",
+                    "commit", "-qam", "Change the pipeline"], check=True)
+
+
+def _wait_run(api, user, run_id, log, timeout=60):
+    from provisioning.models import Run
+
+    return wait_until(lambda: (r := Run.objects.get(pk=run_id)).status in ("succeeded", "failed") and r,
+                      timeout=timeout, what=f"run {run_id}", log=log)
+
+
+def test_pipeline_runs_use_the_products_own_credentials_and_quota(e2e, api, provisioning_on):
+    team, other_team = TeamFactory(), TeamFactory()
+    alice, bob = member_of(team), member_of(other_team)
+    priya = platform_user()
+    a, b = f"run-a-{uuid.uuid4().hex[:6]}", f"run-b-{uuid.uuid4().hex[:6]}"
+    jobs = [_approve_low_risk(api, alice, team, a), _approve_low_risk(api, bob, other_team, b)]
+    assert all(_wait_job(j.pk, e2e["log"]).status == "succeeded" for j in jobs)
+    try:
+        outputs = Provisioning.objects.get(product__slug=a).outputs
+        lake, repo = settings.LAKE_ROOT / a, settings.PIPELINES_ROOT / a
+        (lake / "raw" / "customers.csv").write_text("Customer Id,Name\n1, Ada \n2,Grace\n")
+
+        assert api(bob).post(f"/api/v1/products/{a}/runs/").status_code == 403
+        response = api(alice).post(f"/api/v1/products/{a}/runs/")
+        assert response.status_code == 202
+        run = _wait_run(api, alice, response.json()["id"], e2e["log"])
+        log = api(alice).get(f"/api/v1/runs/{run.pk}/log/?offset=0").json()
+        assert run.status == "succeeded", log
+        assert any("customers.csv: 2 rows" in line["text"] for line in log["lines"])
+        assert (lake / "curated" / "customers.csv").read_text().startswith("customer_id,name")
+        creds = api(alice).get(f"/api/v1/products/{a}/credentials/").json()
+        with _connect(creds) as conn:  # written by the pipeline, as the product's own role
+            owner = conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = %s AND tablename = %s",
+                                 [creds["schema"], "curated_records"]).fetchone()[0]
+        assert owner == creds["user"] == outputs["storage_role"]
+        assert creds["password"] not in " ".join(line["text"] for line in log["lines"])
+
+        # A flood of A's runs (concurrency 1 for the small tier) does not hold up B's run.
+        original = (repo / "pipeline.py").read_text()
+        _commit_pipeline_change(repo, "import time\ntime.sleep(3)\nprint('slow run done')\n")
+        flood = [api(alice).post(f"/api/v1/products/{a}/runs/").json()["id"] for _ in range(4)]
+        b_run = api(bob).post(f"/api/v1/products/{b}/runs/").json()["id"]
+        b_done = _wait_run(api, bob, b_run, e2e["log"])
+        assert b_done.status == "succeeded"
+        assert (b_done.started_at - b_done.created_at).total_seconds() < 3  # not behind A's 4 x 3 s
+        done = [_wait_run(api, alice, run_id, e2e["log"], timeout=90) for run_id in flood]
+        assert all(r.status == "succeeded" for r in done)
+        spans = sorted((r.started_at, r.finished_at) for r in done)
+        assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:]))  # one at a time
+
+        # Memory quota: a run that wants more than the tier's memory fails.
+        _commit_pipeline_change(repo, "block = bytearray(2 * 1024 ** 3)\n")
+        greedy = _wait_run(api, alice, api(alice).post(f"/api/v1/products/{a}/runs/").json()["id"], e2e["log"])
+        assert greedy.status == "failed" and greedy.exit_code != 0
+        _commit_pipeline_change(repo, original)
+    finally:
+        for slug in (a, b):
+            _destroy(api, priya, slug, e2e["log"])
