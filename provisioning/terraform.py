@@ -82,10 +82,10 @@ class Terraform:
             [str(self.toolchain.binary), *args], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
         )
-        cancelled = threading.Event()
+        cancelled, finished = threading.Event(), threading.Event()
 
         def watch() -> None:
-            while process.poll() is None:
+            while not finished.wait(0.5):
                 if self.should_cancel():
                     cancelled.set()
                     # Terraform stops cleanly on an interrupt and releases its state lock.
@@ -95,7 +95,6 @@ class Terraform:
                     except subprocess.TimeoutExpired:
                         os.killpg(process.pid, signal.SIGKILL)
                     return
-                threading.Event().wait(0.5)
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
@@ -109,7 +108,8 @@ class Terraform:
             if echo:
                 self.on_line(text)
         code = process.wait()
-        watcher.join(timeout=1)
+        finished.set()
+        watcher.join()
         if cancelled.is_set():
             raise Cancelled()
         if code not in ok_codes:

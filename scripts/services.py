@@ -89,15 +89,31 @@ def _pg_bindir() -> Path:
     return Path(bins[-1])
 
 
+def warehouse_port(home: Path, data: Path) -> int:
+    """WAREHOUSE_PORT, or the port this checkout's cluster has (var/warehouse/port), or the first
+    free one from 5433: another checkout's warehouse may already hold 5433 on this machine."""
+    if os.environ.get("WAREHOUSE_PORT"):
+        return int(os.environ["WAREHOUSE_PORT"])
+    recorded = home / "port"
+    ours_running = (data / "postmaster.pid").exists()
+    if recorded.exists():
+        port = int(recorded.read_text())
+        if ours_running or not reachable("127.0.0.1", port):
+            return port
+    port = next(p for p in range(5433, 5533) if not reachable("127.0.0.1", p))
+    recorded.write_text(str(port))
+    return port
+
+
 def ensure_warehouse() -> None:
     """The local target's warehouse: a PostgreSQL cluster of the project's own, with passwords.
 
     Not the portal's database: the machine's cluster trusts every local connection, so roles and
     passwords would prove nothing there. Admin password in var/warehouse/admin-password.
     """
-    port = int(os.environ.get("WAREHOUSE_PORT", "5433"))
     home = VAR / "warehouse"
     data = home / "data"
+    port = warehouse_port(home, data)
     password_file = home / "admin-password"
     home.mkdir(parents=True, exist_ok=True)
     if not password_file.exists():

@@ -161,7 +161,9 @@ TERRAFORM_TEMPLATES = BASE_DIR / "terraform_templates"
 TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "tf-work")))
 TERRAFORM_LOCK_TIMEOUT = env.str("TERRAFORM_LOCK_TIMEOUT", default="60s")
 TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate")
-WAREHOUSE_PORT = env.int("WAREHOUSE_PORT", default=5433)
+# scripts/services.py records the port it gave this checkout's warehouse (5433 unless taken).
+_recorded_port = BASE_DIR / "var" / "warehouse" / "port"
+WAREHOUSE_PORT = env.int("WAREHOUSE_PORT", default=int(_recorded_port.read_text()) if _recorded_port.exists() else 5433)
 WAREHOUSE_ADMIN_PASSWORD_FILE = Path(env.str(
     "WAREHOUSE_ADMIN_PASSWORD_FILE", default=str(BASE_DIR / "var" / "warehouse" / "admin-password")))
 WAREHOUSE_DATABASE = env.str("WAREHOUSE_DATABASE", default="warehouse")
