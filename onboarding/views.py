@@ -14,20 +14,13 @@ from onboarding import selectors, services, widfile
 from onboarding.forms import CommentForm, MemberForm, TeamForm, WidForm
 from onboarding.models import Team
 from onboarding.rendering import render_markdown
-from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, PortalError
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, PortalError, or_404
 
 
 def _raise_for_page(exc: PortalError):
     if isinstance(exc, NotAllowed):
         raise PermissionDenied(exc.detail) from exc
     if isinstance(exc, NotFound):
-        raise Http404(exc.detail) from exc
-
-
-def _product_or_404(slug: str):
-    try:
-        return selectors.product_get(slug)
-    except NotFound as exc:
         raise Http404(exc.detail) from exc
 
 
@@ -108,7 +101,7 @@ def _save_form(request, form, save, *, saved, product=None):
 
 @login_required
 def product_edit(request, slug):
-    product = _product_or_404(slug)
+    product = or_404(selectors.product_get, slug)
     if not selectors.user_can_edit_product(request.user, product):
         raise PermissionDenied("Only the product's team edits it.")
     teams = _user_teams(request.user)
@@ -134,7 +127,7 @@ def product_edit(request, slug):
 
 @login_required
 def product_detail(request, slug):
-    product = _product_or_404(slug)
+    product = or_404(selectors.product_get, slug)
     history = selectors.product_history(product)
     diff, diff_error = None, None
     if request.GET.get("from") and request.GET.get("to"):
@@ -212,10 +205,7 @@ def team_list(request):
 
 @login_required
 def team_detail(request, slug):
-    try:
-        team = selectors.team_get(slug)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    team = or_404(selectors.team_get, slug)
     can_manage = selectors.user_can_manage_team(request.user, team)
     form = MemberForm(request.POST or None)
     status = 200

@@ -53,6 +53,14 @@ class Unavailable(PortalError):
     default_detail = "Temporarily unavailable; try again."
 
 
+def or_404(read, *args, **kwargs):
+    """For pages: a selector's NotFound becomes Django's 404 page."""
+    try:
+        return read(*args, **kwargs)
+    except NotFound as exc:
+        raise Http404(exc.detail) from exc
+
+
 def flatten_errors(errors) -> dict[str, list[str]]:
     """DRF nests errors of nested serializers; the contract wants `{"a.b": [...]}`."""
     flat: dict[str, list[str]] = {}

@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from onboarding import selectors as onboarding
 from portal.errors import Conflict, NotAllowed, NotFound
 from provisioning import terraform
 from provisioning.models import Provisioning, Run, RunLogLine

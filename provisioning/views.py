@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
 from onboarding import selectors as onboarding
-from portal.errors import NotAllowed, NotFound, PortalError
+from portal.errors import NotAllowed, NotFound, PortalError, or_404
 from provisioning import services
 from provisioning.models import Job, Provisioning
 
@@ -27,16 +27,9 @@ def product_panel(request, product) -> str:
     }, request=request)
 
 
-def _job_or_404(job_id: int) -> Job:
-    try:
-        return services.job_get(job_id)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
-
-
 @login_required
 def job_detail(request, job_id):
-    job = _job_or_404(job_id)
+    job = or_404(services.job_get, job_id)
     return render(request, "provisioning/job_detail.html", {
         "job": job, "lines": services.job_log(job, limit=5000),
         "is_platform": onboarding.user_is_platform(request.user),
@@ -58,10 +51,7 @@ def _run(request, call, fallback):
 @login_required
 @require_POST
 def job_start(request, slug):
-    try:
-        product = onboarding.product_get(slug)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    product = or_404(onboarding.product_get, slug)
     job = _run(request, lambda: services.job_start(user=request.user, product=product,
                                                    action=request.POST.get("action", "")), None)
     return redirect("job-detail", job_id=job.pk) if job else redirect("product-detail", slug=slug)
@@ -75,17 +65,14 @@ _JOB_ACTIONS = {"confirm": services.job_confirm, "cancel": services.job_cancel, 
 def job_action(request, job_id, action):
     if action not in _JOB_ACTIONS:
         raise Http404("No such action.")
-    job = _job_or_404(job_id)
+    job = or_404(services.job_get, job_id)
     result = _run(request, lambda: _JOB_ACTIONS[action](user=request.user, job=job), None)
     return redirect("job-detail", job_id=result.pk if result else job.pk)
 
 
 @login_required
 def credentials(request, slug):
-    try:
-        product = onboarding.product_get(slug)
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
+    product = or_404(onboarding.product_get, slug)
     values = _run(request, lambda: services.credentials_read(user=request.user, product=product,
                                                                remote_addr=request.META.get("REMOTE_ADDR")), None)
     if values is None:

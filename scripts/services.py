@@ -5,6 +5,7 @@ machine (a remote URL that does not answer is an error, not something to start).
 Standard library plus psycopg, so it runs straight after the virtualenv is installed.
 """
 import glob
+import hashlib
 import os
 import secrets
 import shutil
@@ -57,7 +58,7 @@ def start_postgres(port: int) -> None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=False)
         return
     bindir = _pg_bindir()
-    data = VAR / "pgdata"
+    data = cluster_dir("pgdata")
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if not (data / "PG_VERSION").exists():
         say(f"creating a private PostgreSQL cluster in {data}")
@@ -105,17 +106,34 @@ def warehouse_port(home: Path, data: Path) -> int:
     return port
 
 
+def cluster_dir(name: str) -> Path:
+    """Where a private cluster of this checkout keeps its data.
+
+    As root, clusters run as the postgres user, who may not be able to enter the checkout (a
+    clone under a 0700 temporary directory, say): their data then lives in postgres's home, in a
+    folder named after this checkout. Otherwise under var/.
+    """
+    if os.geteuid() != 0:
+        return VAR / name / "data"
+    digest = hashlib.sha1(str(ROOT).encode()).hexdigest()[:12]
+    parent = Path("/var/lib/postgresql/portal") / f"{name}-{digest}"
+    parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["chown", "postgres:postgres", str(parent.parent), str(parent)], check=True)
+    return parent / "data"
+
+
 def ensure_warehouse() -> None:
     """The local target's warehouse: a PostgreSQL cluster of the project's own, with passwords.
 
     Not the portal's database: the machine's cluster trusts every local connection, so roles and
     passwords would prove nothing there. Admin password in var/warehouse/admin-password.
     """
+    bindir = _pg_bindir()
     home = VAR / "warehouse"
-    data = home / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    data = Path(os.environ.get("WAREHOUSE_DATA_DIR") or cluster_dir("warehouse"))
     port = warehouse_port(home, data)
     password_file = home / "admin-password"
-    home.mkdir(parents=True, exist_ok=True)
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(24))
         password_file.chmod(0o600)
@@ -123,17 +141,19 @@ def ensure_warehouse() -> None:
     if not (data / "PG_VERSION").exists():
         say(f"creating the local warehouse cluster in {data}")
         data.mkdir(parents=True, exist_ok=True)
-        pwfile = home / ".initdb-password"
+        pwfile = data.parent / ".initdb-password"
         pwfile.write_text(password_file.read_text())
         if as_postgres:
             subprocess.run(["chown", "postgres:postgres", str(data), str(pwfile)], check=True)
-        subprocess.run([*as_postgres, str(_pg_bindir() / "initdb"), "-D", str(data), "-U", "warehouse_admin",
-                        "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
-                       check=True, stdout=subprocess.DEVNULL)
-        pwfile.unlink()
+        try:
+            subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "warehouse_admin",
+                            "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
+                           check=True, stdout=subprocess.DEVNULL)
+        finally:
+            pwfile.unlink()
     if not reachable("127.0.0.1", port):
         say(f"starting the local warehouse cluster on port {port}")
-        subprocess.run([*as_postgres, str(_pg_bindir() / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
                         "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "start"],
                        check=True, stdout=subprocess.DEVNULL)
         wait_for("127.0.0.1", port, "the warehouse")
