@@ -17,6 +17,7 @@ from pathlib import Path
 import hcl2
 import psycopg
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
@@ -134,7 +135,8 @@ def test_each_product_gets_its_own_role_schema_queue_lake_folder_and_pipeline(lo
     assert {key: out_a[key] for key in ("storage_role", "storage_schema", "queue", "concurrency", "memory_mb",
                                         "warehouse_port", "warehouse_database", "template_version")} == {
         "storage_role": role, "storage_schema": role, "queue": f"runs.{slug}", "concurrency": 1,
-        "memory_mb": 512, "warehouse_port": 5433, "warehouse_database": "warehouse", "template_version": "1"}
+        "memory_mb": 512, "warehouse_port": settings.WAREHOUSE_PORT, "warehouse_database": "warehouse",
+        "template_version": "1"}
     assert sorted(path.name for path in Path(out_a["lake_path"]).iterdir()) == ["curated", "raw", "staging"]
     assert admin_query(admin_dsn, "SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = %s", [role]) == [
         (5, ["statement_timeout=60000"])]
