@@ -70,10 +70,38 @@ def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
 
 @pytest.fixture
 def e2e(settings, e2e_paths, celery_worker_process, transactional_db):
-    """The test process shares the worker's repository, remote and mailbox."""
+    """The test process shares the worker's repository and mailbox (pushes: see `with_remote`).
+
+    Afterwards it waits for the worker to be idle: the database is emptied between tests, and a
+    task still reading it would deadlock with that.
+    """
     settings.WID_REPO_PATH = e2e_paths["repo"]
-    settings.WID_REPO_REMOTE = str(e2e_paths["remote"])
-    return e2e_paths
+    settings.WID_REPO_REMOTE = ""
+    yield e2e_paths
+    _wait_for_idle_worker(e2e_paths["log"])
+
+
+@pytest.fixture
+def with_remote(settings, e2e):
+    """Commits are pushed by the worker to the remote (which the test may make unreachable)."""
+    settings.WID_REPO_REMOTE = str(e2e["remote"])
+    return e2e["remote"]
+
+
+def _wait_for_idle_worker(log: Path, timeout: float = 60) -> None:
+    import redis
+
+    from provisioning.models import Job, Run
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def idle() -> bool:
+        return (not broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+                and not Job.objects.filter(status__in=["queued", "running", "applying"]).exists()
+                and not Run.objects.filter(status__in=["queued", "running"]).exists())
+
+    wait_until(idle, timeout=timeout, what="the worker to finish its tasks", log=log)
+    time.sleep(1)  # a task just taken off the queue (an e-mail) finishes reading
 
 
 def wait_until(predicate, *, timeout: float = 30, what: str = "condition", log: Path | None = None):

@@ -67,8 +67,8 @@ def _remote_head(remote):
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def test_the_worker_pushes_every_commit_and_retries_while_the_remote_is_unreachable(e2e, api):
-    remote = e2e["remote"]
+def test_the_worker_pushes_every_commit_and_retries_while_the_remote_is_unreachable(e2e, with_remote, api):
+    remote = with_remote
     subprocess.run(["rm", "-rf", str(remote)], check=True)
     team = TeamFactory()
     alice = member_of(team)
