@@ -189,8 +189,9 @@ def _commit(doc: WidDocument, *, author: Author, message: str) -> Product:
     except GitError as exc:
         logger.exception("commit of %s failed", doc.path)
         raise Unavailable("The WID repository could not record the change; nothing was saved. Try again.") from exc
-    product = index_document(doc, head=info)
+    product, created = index_document(doc, head=info)
     transaction.on_commit(_push_soon)
+    signals.wid_saved.send(sender=Product, product=product, created=created)
     return product
 
 
@@ -384,8 +385,8 @@ def _review_rows(product: Product, reviews: list[ReviewEntry], *, start: int = 0
     ]
 
 
-def index_document(doc: WidDocument, *, head: CommitInfo) -> Product:
-    """Bring one product's index rows in line with the document just committed."""
+def index_document(doc: WidDocument, *, head: CommitInfo) -> tuple[Product, bool]:
+    """Bring one product's index rows in line with the document just committed; (product, created)."""
     team, _ = Team.objects.get_or_create(slug=doc.meta["team"], defaults={"name": doc.meta["team"]})
     fields = _index_fields(doc, head=head, team=team)
     product, created = Product.objects.update_or_create(
@@ -396,7 +397,7 @@ def index_document(doc: WidDocument, *, head: CommitInfo) -> Product:
         product.review_events.all().delete()
         known = 0
     ReviewEvent.objects.bulk_create(_review_rows(product, doc.reviews, start=known))
-    return product
+    return product, created
 
 
 def _drop_products_missing_from_git(slugs: set[str]) -> None:

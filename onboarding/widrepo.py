@@ -168,6 +168,20 @@ class WidRepository:
                 spans[path] = (info, latest)  # log runs newest first: the last seen is the first
         return spans
 
+    def histories(self, prefix: str) -> dict[str, list[CommitInfo]]:
+        """Every file's commits under `prefix`, newest first, from one `git log` (the site build)."""
+        out = self.repo.git.log(f"--format=%x1e{_LOG_FORMAT}", "--name-only", "--", prefix)
+        commits: dict[str, list[CommitInfo]] = {}
+        for record in out.split("\x1e"):
+            if not record.strip():
+                continue
+            header, *paths = record.strip("\n").split("\n")
+            sha, name, email, date, message = header.split(_FIELD_SEP, 4)
+            info = CommitInfo(sha, name, email, datetime.fromisoformat(date), message)
+            for path in filter(None, paths):
+                commits.setdefault(path, []).append(info)
+        return commits
+
     def head(self) -> str:
         return self.repo.head.commit.hexsha
 

@@ -18,6 +18,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # A page for browsers: an anonymous visitor is sent to the login page, as from every page.
     path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="api-schema")), name="api-docs"),
-    path("docs/", views.wid_site, name="wid-site"),
+    path("docs/", include("docs_site.urls")),
     path("healthz/", views.healthz, name="healthz"),
 ]

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from onboarding import selectors as onboarding
 from onboarding import services as onboarding_services
-from provisioning import terraform
+from provisioning import signals, terraform
 from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
 from provisioning.rendering import ProductSpec, RenderError, render
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -122,6 +122,8 @@ def job_cancel(*, user, job: Job) -> Job:
     if Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.PLANNED]).update(
             status=Job.Status.CANCELLED, cancel_requested=True, finished_at=now):
         _append(job, f"Cancelled by {user.username}.")
+        job.refresh_from_db()
+        signals.job_finished.send(sender=Job, job=job)
     elif Job.objects.filter(pk=job.pk, status__in=[Job.Status.RUNNING, Job.Status.APPLYING]).update(
             cancel_requested=True):
         _redis().set(_cancel_key(job.pk), "1", ex=24 * 3600)
@@ -180,6 +182,7 @@ def _set(job: Job, **fields) -> None:
 def _finish(job: Job, status: str, **fields) -> None:
     _set(job, status=status, finished_at=timezone.now(), **fields)
     _redis().delete(_cancel_key(job.pk), _alive_key(job.pk))
+    signals.job_finished.send(sender=Job, job=job)
 
 
 def _redact(outputs: dict) -> dict:
@@ -287,9 +290,12 @@ def drift_check(product) -> bool:
     tf.init({"conn_str": state_conn_str()})
     plan = tf.plan("drift.tfplan", refresh_only=True, lock=False)
     drifted = bool(plan.changed_resources) or plan.touches_existing
+    details = sorted(set(plan.changed_resources)) if drifted else []
+    newly = drifted and Provisioning.objects.filter(product=product, drifted=False).exists()
     Provisioning.objects.filter(product=product).update(
-        drifted=drifted, drift_checked_at=timezone.now(),
-        drift_details=sorted(set(plan.changed_resources)) if drifted else [])
+        drifted=drifted, drift_checked_at=timezone.now(), drift_details=details)
+    if newly:
+        signals.drift_detected.send(sender=Provisioning, product=product, details=details)
     return drifted
 
 
@@ -310,6 +316,8 @@ def reconcile_jobs(*, queued_after: timedelta = timedelta(minutes=5)) -> dict:
                     error="The worker running this job stopped answering; retry it."):
                 _append(job, "Error: the worker running this job was lost. Terraform's state lock was released "
                              "with its connection; retry to complete the change.")
+                job.refresh_from_db()
+                signals.job_finished.send(sender=Job, job=job)
                 lost += 1
     stale = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=timezone.now() - queued_after)
     requeued = [job.pk for job in stale]

@@ -1,15 +1,18 @@
 """Pages of provisioning: the product's provisioning panel, the job page with its live log."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from onboarding import selectors as onboarding
 from portal.errors import NotAllowed, NotFound, PortalError, or_404
-from provisioning import services
+from provisioning import dashboards, services
+from provisioning.forms import DashboardForm, JobFilterForm
 from provisioning.models import Job, Provisioning
 
 
@@ -67,6 +70,11 @@ def job_action(request, job_id, action):
         raise Http404("No such action.")
     job = or_404(services.job_get, job_id)
     result = _run(request, lambda: _JOB_ACTIONS[action](user=request.user, job=job), None)
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        if result:
+            messages.success(request, f"Job #{result.pk} is {result.status}.")
+        return redirect(back)
     return redirect("job-detail", job_id=result.pk if result else job.pk)
 
 
@@ -80,3 +88,46 @@ def credentials(request, slug):
     response = render(request, "provisioning/credentials.html", {"product": product, "values": values})
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- My products, the platform dashboard, the jobs list -------------------------------------------
+@login_required
+def my_products(request):
+    page = Paginator(dashboards.my_products(request.user), 25).get_page(request.GET.get("page"))
+    return render(request, "provisioning/my_products.html", {
+        "page": page, "views": [dashboards.product_view(p) for p in page],
+        "in_a_team": bool(onboarding.user_team_roles(request.user)),
+    })
+
+
+@login_required
+def dashboard(request):
+    if not onboarding.user_is_platform(request.user):
+        raise PermissionDenied("The dashboard is the platform team's.")
+    form = DashboardForm(request.GET or None)
+    days = form.cleaned_data["days"] if form.is_valid() and form.cleaned_data.get("days") else 7
+    queue, queue_count = dashboards.approval_queue()
+    active, active_count = dashboards.active_jobs()
+    failures, failure_count = dashboards.recent_failures(days=days)
+    drifted, drift_count = dashboards.drifted()
+    weeks = dashboards.lead_times()
+    return render(request, "provisioning/dashboard.html", {
+        "form": form, "days": days, "queue": queue, "queue_count": queue_count, "active": active,
+        "active_count": active_count, "failures": failures, "failure_count": failure_count,
+        "drifted": drifted, "drift_count": drift_count, "weeks": weeks, "chart": dashboards.lead_time_chart(weeks),
+        "here": request.get_full_path(),
+    })
+
+
+@login_required
+def job_list(request):
+    form = JobFilterForm(request.GET or None, teams=onboarding.team_list())
+    filters = {k: v for k, v in form.cleaned_data.items() if v} if form.is_valid() else {}
+    status = 200 if form.is_valid() or not request.GET else 400
+    page = Paginator(dashboards.job_search(**filters), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "provisioning/job_list.html", {
+        "form": form, "page": page, "query": query.urlencode(), "here": request.get_full_path(),
+        "is_platform": onboarding.user_is_platform(request.user),
+    }, status=status)

@@ -27,3 +27,15 @@ def diff_class(line: str) -> str:
     if line.startswith("-"):
         return "diff-del"
     return ""
+
+
+@register.filter
+def duration(seconds) -> str:
+    """1 h 5 min, 3 min, 2 d 4 h: a lead time for people; a dash when there is none."""
+    if seconds is None:
+        return "–"
+    minutes = round(seconds / 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    return f"{hours} h {mins} min" if hours else f"{mins} min"

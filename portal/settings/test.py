@@ -12,9 +12,15 @@ WID_REPO_PATH = Path(env.str("WID_REPO_PATH", default=str(BASE_DIR / "var" / "te
 WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test")
 CELERY_BEAT_SCHEDULE = {}
+WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site")
+CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE}}
+# Tests that follow the site turn this on (and give the site a directory of their own).
+WID_SITE_AUTO_BUILD = env.bool("WID_SITE_AUTO_BUILD", default=False)
+WID_SITE_ROOT = Path(env.str("WID_SITE_ROOT", default=str(BASE_DIR / "var" / "test-site")))
 # Tests opt in to provisioning on approval (tests/provisioning); elsewhere approval only decides.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=[])
 TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate_test")
 TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "test-tf-work")))
 LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "test-lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "test-pipelines")))
+DASHBOARD_CACHE_SECONDS = 0

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def e2e_paths(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log"}
+    return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log",
+            "site": base / "site"}
 
 
 def _ensure_database(url: str) -> None:
@@ -43,10 +44,14 @@ def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(e2e_paths["mail"]),
         "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "WID_SITE_QUEUE": settings.WID_SITE_QUEUE,
+        "WID_SITE_ROOT": str(e2e_paths["site"]),
+        "WID_SITE_AUTO_BUILD": "true",
     }
     celery = [sys.executable, "-m", "celery", "-A", "portal"]
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     # Tasks left in the queue by earlier runs would name rows that no longer exist.
+    queue = f"{queue},{settings.WID_SITE_QUEUE}"
     subprocess.run([*celery, "purge", "-f", "-Q", queue], env=env, cwd=ROOT, check=True, capture_output=True)
     log = open(e2e_paths["log"], "w")
     worker = subprocess.Popen(
@@ -77,6 +82,7 @@ def e2e(settings, e2e_paths, celery_worker_process, transactional_db):
     """
     settings.WID_REPO_PATH = e2e_paths["repo"]
     settings.WID_REPO_REMOTE = ""
+    settings.WID_SITE_ROOT = e2e_paths["site"]
     yield e2e_paths
     _wait_for_idle_worker(e2e_paths["log"])
 
@@ -93,10 +99,14 @@ def _wait_for_idle_worker(log: Path, timeout: float = 60) -> None:
 
     from provisioning.models import Job, Run
 
+    from docs_site.services import _keys as site_keys
+
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    _, site_scheduled, site_lock = site_keys()
 
     def idle() -> bool:
         return (not broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE)
+                and not broker.exists(site_scheduled, site_lock)
                 and not Job.objects.filter(status__in=["queued", "running", "applying"]).exists()
                 and not Run.objects.filter(status__in=["queued", "running"]).exists())
 

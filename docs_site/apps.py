@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class DocsSiteConfig(AppConfig):
+    """The static WID site: generated from the WID repository, built by MkDocs, served at /docs/."""
+
+    name = "docs_site"
+
+    def ready(self):
+        from docs_site import receivers  # noqa: F401  (connects the receivers)

@@ -1,0 +1,210 @@
+"""The WID site's sources: a Markdown page per WID and index pages, written for MkDocs.
+
+Page bodies are HTML blocks rendered by Django templates (so every value is escaped), and each
+WID section is sanitised HTML from `onboarding.rendering.render_markdown`, the portal's own
+renderer: MkDocs passes raw HTML blocks through untouched, so nothing a WID says becomes markup
+of its own. Headings stay Markdown, for the page's table of contents.
+"""
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+import yaml
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from docs_site import lineage
+from onboarding import widfile
+from onboarding.models import Product
+from onboarding.rendering import render_markdown
+from onboarding.widrepo import CommitInfo, get_repository
+from provisioning.selectors import status_summaries
+
+HERE = Path(__file__).resolve().parent
+ASSETS = HERE / "assets"
+
+
+def _generator_version() -> str:
+    """Changes whenever the code, templates, theme or MkDocs configuration of the site change:
+    a build after such a change is a full one."""
+    digest = hashlib.sha256()
+    for path in sorted(HERE.rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".html", ".md", ".yml", ".css"} and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(HERE)).encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+VERSION = _generator_version()
+
+
+def wid_page(product) -> str:
+    return f"{product.domain}/{product.slug}/index.md"
+
+
+def url_of(page: str) -> str:
+    """The page's URL relative to the site's root: `growth/churn/index.md` -> `growth/churn/`."""
+    return page[: -len("index.md")] if page.endswith("index.md") else page[: -len(".md")] + "/"
+
+
+def base_of(page: str) -> str:
+    """The relative path from a page's URL back to the site's root."""
+    return "../" * url_of(page).count("/")
+
+
+@dataclass
+class SiteData:
+    products: list
+    status: dict[int, dict]
+    edges: list[tuple[str, str]]
+    by_slug: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.by_slug = {p.slug: p for p in self.products}
+
+
+def load() -> SiteData:
+    products = list(Product.objects.select_related("team").order_by("slug"))
+    known = {p.slug for p in products}
+    edges = [(up, p.slug) for p in products for up in p.depends_on if up in known]
+    return SiteData(products=products, status=status_summaries(), edges=edges)
+
+
+def index_page_paths(data: SiteData) -> list[str]:
+    return [
+        "index.md", "-/lineage/index.md", "-/teams/index.md", "-/status/index.md",
+        *sorted({f"{p.domain}/index.md" for p in data.products}),
+        *sorted({f"-/teams/{p.team.slug}/index.md" for p in data.products}),
+        *[f"-/status/{s}/index.md" for s in widfile.STATUSES],
+    ]
+
+
+def _page(title: str, body: str) -> str:
+    front = yaml.safe_dump({"title": escape(title)}, allow_unicode=True, width=1000)
+    return f"---\n{front}---\n\n{body.strip()}\n"
+
+
+def _nodes(data: SiteData, slugs, base: str) -> list[lineage.Node]:
+    return [lineage.Node(p.slug, p.name, p.domain, p.status, f"{base}{p.domain}/{p.slug}/")
+            for p in (data.by_slug[s] for s in sorted(slugs))]
+
+
+def _rows(data: SiteData, products, base: str) -> list[dict]:
+    return [{"p": p, "href": f"{base}{p.domain}/{p.slug}/", "team_href": f"{base}-/teams/{p.team.slug}/",
+             "provisioned": data.status.get(p.id, {}).get("provisioned", False)} for p in products]
+
+
+def index_pages(data: SiteData) -> dict[str, str]:
+    pages = {}
+    products = data.products
+    by_domain, by_team, by_status = defaultdict(list), defaultdict(list), defaultdict(list)
+    for p in products:
+        by_domain[p.domain].append(p)
+        by_team[p.team.slug].append(p)
+        by_status[p.status].append(p)
+    teams = {p.team.slug: p.team for p in products}
+    recent = sorted(products, key=lambda p: (p.updated_at, p.slug), reverse=True)[:15]
+    statuses = [(s, len(by_status[s])) for s in widfile.STATUSES]
+    pages["index.md"] = _page("Work Initiation Documents", render_to_string("docs_site/home.html", {
+        "base": "", "total": len(products), "statuses": statuses,
+        "domains": [(d, len(ps), Counter(p.status for p in ps)) for d, ps in sorted(by_domain.items())],
+        "teams": [(teams[t], len(ps)) for t, ps in sorted(by_team.items())],
+        "recent": _rows(data, recent, ""), "portal_url": settings.PORTAL_BASE_URL,
+    }))
+    for domain, ps in by_domain.items():
+        path = f"{domain}/index.md"
+        pages[path] = _page(f"Domain {domain}", render_to_string("docs_site/listing.html", {
+            "heading": f"Domain {domain}", "base": base_of(path), "rows": _rows(data, ps, base_of(path)),
+            "intro": f"{len(ps)} data product{'s' if len(ps) != 1 else ''} in the {domain} domain."}))
+    pages["-/teams/index.md"] = _page("Teams", render_to_string("docs_site/teams.html", {
+        "base": base_of("-/teams/index.md"), "teams": [(teams[t], len(ps)) for t, ps in sorted(by_team.items())]}))
+    for slug, ps in by_team.items():
+        path = f"-/teams/{slug}/index.md"
+        team = teams[slug]
+        pages[path] = _page(f"Team {team.name}", render_to_string("docs_site/listing.html", {
+            "heading": f"Team {team.name}", "base": base_of(path), "rows": _rows(data, ps, base_of(path)),
+            "intro": f"Data products owned by {team.name} ({team.slug})."}))
+    pages["-/status/index.md"] = _page("By status", render_to_string("docs_site/statuses.html", {
+        "base": base_of("-/status/index.md"), "statuses": statuses}))
+    for status in widfile.STATUSES:
+        path = f"-/status/{status}/index.md"
+        label = status.replace("_", " ")
+        pages[path] = _page(f"Status {label}", render_to_string("docs_site/listing.html", {
+            "heading": f"Status: {label}", "base": base_of(path), "rows": _rows(data, by_status[status], base_of(path)),
+            "intro": f"{len(by_status[status])} WID{'s' if len(by_status[status]) != 1 else ''} {label}."}))
+    base = base_of("-/lineage/index.md")
+    svg = lineage.draw(_nodes(data, data.by_slug, base), data.edges, title="Lineage of every data product")
+    pages["-/lineage/index.md"] = _page("Lineage", render_to_string("docs_site/lineage.html", {
+        "svg": svg, "relations": _relations(data, data.products, base)}))
+    return pages
+
+
+def _relations(data: SiteData, products, base: str) -> list[dict]:
+    reads = defaultdict(list)
+    for up, down in data.edges:
+        reads[down].append(up)
+    return [{"p": p, "href": f"{base}{p.domain}/{p.slug}/",
+             "reads": [{"p": data.by_slug[u], "href": f"{base}{data.by_slug[u].domain}/{u}/"} for u in sorted(reads[p.slug])]}
+            for p in products if reads[p.slug]]
+
+
+def wid_fingerprint(data: SiteData, product) -> str:
+    """Everything a WID page shows besides its own file (whose commit is `head_sha`)."""
+    around = lineage.neighbourhood(product.slug, data.edges)
+    parts = {
+        "version": VERSION, "head": product.head_sha, "team": product.team.name,
+        "status": data.status.get(product.id), "portal": settings.PORTAL_BASE_URL,
+        "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def wid_pages(data: SiteData, slugs, histories: dict[str, list[CommitInfo]] | None = None) -> dict[str, str]:
+    repo = get_repository()
+    pages = {}
+    for slug in slugs:
+        product = data.by_slug[slug]
+        path = wid_page(product)
+        base = base_of(path)
+        doc = widfile.parse(repo.read(product.path) or "")
+        history = histories.get(product.path, []) if histories is not None else repo.history(product.path)
+        around = lineage.neighbourhood(slug, data.edges)
+        sub_edges = [(u, d) for u, d in data.edges if u in around and d in around]
+        svg = lineage.draw(_nodes(data, around, base), sub_edges, title=f"Lineage of {product.name}", focus=slug)
+        upstream = [data.by_slug[u] for u, d in data.edges if d == slug]
+        downstream = [data.by_slug[d] for u, d in data.edges if u == slug]
+        status = data.status.get(product.id) or {}
+        pages[path] = _page(product.name, render_to_string("docs_site/wid.html", {
+            "p": product, "meta": doc.meta, "base": base,
+            "sections": [(title, render_markdown(doc.sections.get(key, ""))) for key, title in widfile.SECTIONS],
+            "reviews": doc.reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
+            "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
+            "missing": [s for s in product.depends_on if s not in data.by_slug],
+            "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
+        }))
+    return pages
+
+
+def assets() -> dict[str, bytes]:
+    return {f"assets/{path.name}": path.read_bytes() for path in sorted(ASSETS.iterdir()) if path.is_file()}
+
+
+def write(src: Path, pages: dict[str, str | bytes]) -> list[str]:
+    """Write the pages that differ from what is on disk; untouched files keep their times, which
+    is what `mkdocs build --dirty` goes by. Returns the paths written."""
+    written = []
+    for rel, content in pages.items():
+        target = src / rel
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        try:
+            if target.read_bytes() == data:
+                continue
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        written.append(rel)
+    return written

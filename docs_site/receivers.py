@@ -1,0 +1,16 @@
+"""Rebuild the WID site after every WID change and every finished job or drift check."""
+from django.conf import settings
+from django.db import transaction
+from django.dispatch import receiver
+
+from docs_site.services import site_request_build
+from onboarding.signals import wid_saved
+from provisioning.signals import drift_detected, job_finished
+
+
+@receiver(wid_saved, dispatch_uid="docs-site-wid-saved")
+@receiver(job_finished, dispatch_uid="docs-site-job-finished")
+@receiver(drift_detected, dispatch_uid="docs-site-drift")
+def rebuild_soon(sender, **kwargs):
+    if settings.WID_SITE_AUTO_BUILD:
+        transaction.on_commit(site_request_build)

@@ -1,0 +1,10 @@
+"""Domain events of provisioning, for whoever wants to react (site rebuilds, webhooks).
+
+Sent after the change is saved. `job_finished` sends `job` (a finished `provisioning.models.Job`);
+`drift_detected` sends `product` and `details` (the resources that moved) when a check finds a
+product drifted that was not flagged before. Receivers enqueue work with `transaction.on_commit`.
+"""
+from django.dispatch import Signal
+
+job_finished = Signal()
+drift_detected = Signal()

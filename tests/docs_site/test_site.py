@@ -1,0 +1,315 @@
+"""The static WID site: real git, real MkDocs builds, the portal serving them at /docs/."""
+import json
+from html.parser import HTMLParser
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from docs_site import builder, generate, lineage, services
+from onboarding import services as onboarding_services
+from onboarding.models import Product
+from onboarding.widrepo import get_repository
+from provisioning.models import Job, Provisioning
+from tests.factories import wid_payload
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parents[2]
+HOSTILE = '<script>alert("wid")</script><img src=x onerror="alert(2)">'
+
+
+@pytest.fixture(autouse=True)
+def site_root(settings, tmp_path):
+    settings.WID_SITE_ROOT = tmp_path / "site"
+    return settings.WID_SITE_ROOT
+
+
+def create(api, user, slug, **overrides):
+    response = api(user).post("/api/v1/products/", wid_payload(slug=slug, **overrides), format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def page(slug, domain="growth") -> str:
+    return (builder.published() / domain / slug / "index.html").read_text()
+
+
+def content(html: str) -> str:
+    """The page's own content, without the theme's navigation and scripts."""
+    return html.split('role="main">', 1)[1].split("<footer", 1)[0]
+
+
+def test_a_full_build_publishes_a_page_per_wid_with_its_sections_people_status_history_and_lineage(
+        api, member, platform):
+    create(api, member, "orders-core", domain="sales")
+    create(api, member, "customer-churn", depends_on=["orders-core"])
+    api(member).post("/api/v1/products/customer-churn/submit/", {"comment": "please"}, format="json")
+
+    result = builder.build()
+
+    assert result.kind == "full"
+    html = content(page("customer-churn"))
+    assert "<h1>Customer churn insights</h1>" in html
+    assert "Predict churn so retention can act." in html
+    assert "<code>raw/</code>" in html  # the sections' Markdown is rendered
+    assert "maria@example.com" in html and "Carla Custodian" in html
+    assert "confidential, holds personal data" in html
+    assert "status-submitted" in html
+    assert "Submit customer-churn: please" in html and "Create customer-churn" in html  # history from git
+    assert "<svg" in html and 'href="../../sales/orders-core/"' in html  # its lineage links what it reads
+    assert "Reads from: <a" in html
+    assert "Read by: <a" in content(page("orders-core", "sales"))
+    root = builder.published()
+    for index in ("index.html", "growth/index.html", "sales/index.html", "-/teams/growth-analytics/index.html",
+                  "-/status/submitted/index.html", "-/status/draft/index.html", "-/lineage/index.html"):
+        assert (root / index).exists(), index
+    assert "customer-churn" in (root / "-/status/submitted/index.html").read_text()
+    assert "customer-churn" not in (root / "-/status/draft/index.html").read_text()
+    assert "Customer churn insights" in (root / "-/lineage/index.html").read_text()
+
+
+def test_the_search_index_covers_every_page_after_incremental_builds(api, member):
+    create(api, member, "customer-churn")
+    create(api, member, "web-sessions")
+    builder.build()
+    product = Product.objects.get(slug="web-sessions")
+    onboarding_services.wid_update(user=member, slug="web-sessions", data={
+        "version": product.version, "sections": {"architecture": "Kafka streams into the lakehouse."}})
+
+    assert builder.build().kind == "incremental"
+
+    index = json.loads((builder.published() / "search" / "search_index.json").read_text())
+    pages = {doc["location"].split("#")[0] for doc in index["docs"]}
+    assert {"growth/customer-churn/", "growth/web-sessions/", "", "-/lineage/"} <= pages
+    assert any("Kafka streams" in doc["text"] for doc in index["docs"])
+
+
+def test_an_edit_rebuilds_only_the_pages_it_touches_in_place(api, member):
+    create(api, member, "customer-churn")
+    create(api, member, "web-sessions")
+    builder.build()
+    published = builder.published()
+    untouched = (published / "growth/customer-churn/index.html").stat().st_mtime_ns
+    product = Product.objects.get(slug="web-sessions")
+    onboarding_services.wid_update(user=member, slug="web-sessions", data={
+        "version": product.version, "sections": {"architecture": "Now streaming."}})
+
+    result = builder.build()
+
+    assert result.kind == "incremental" and builder.published() == published
+    assert "Now streaming." in page("web-sessions")
+    assert (published / "growth/customer-churn/index.html").stat().st_mtime_ns == untouched
+    assert result.rendered < 10  # the WID's page and the index pages that list it
+    assert builder.build().kind == "unchanged"
+
+
+def test_a_new_wid_makes_a_full_build_published_in_a_fresh_directory(api, member):
+    create(api, member, "customer-churn")
+    builder.build()
+    before = builder.published()
+    create(api, member, "web-sessions", domain="web")
+
+    result = builder.build()
+
+    assert result.kind == "full" and builder.published() != before
+    assert "Customer churn insights" in (builder.published() / "web/web-sessions/index.html").read_text()
+    assert (builder.published() / "web/index.html").exists()
+
+
+def test_a_wid_removed_from_git_leaves_the_site_at_the_next_full_build(api, member):
+    create(api, member, "customer-churn")
+    create(api, member, "web-sessions")
+    builder.build()
+    repo = get_repository()
+    repo.repo.git.rm("-q", "wids/growth/web-sessions.md")
+    repo.repo.index.commit("Remove web-sessions")
+    onboarding_services.index_rebuild()
+
+    assert builder.build().kind == "full"
+
+    assert not (builder.published() / "growth/web-sessions").exists()
+    assert not (Path(builder.site_root()) / "src/growth/web-sessions").exists()
+    assert (builder.published() / "growth/customer-churn/index.html").exists()
+
+
+class _Markup(HTMLParser):
+    """Collects what a browser would run or load: event handlers, scripts of their own, frames,
+    images and script links; the theme's own scripts (`src=` files and its `base_url` line) aside."""
+
+    def __init__(self):
+        super().__init__()
+        self.found, self._script = [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.found += [f"{tag} {name}" for name in attrs if name.startswith("on")]
+        self.found += [f"{tag} {attrs[a]}" for a in ("href", "src") if (attrs.get(a) or "").strip().lower()
+                       .startswith("javascript:")]
+        if tag in ("iframe", "object", "embed", "img"):
+            self.found.append(tag)
+        if tag == "script" and not attrs.get("src"):
+            self._script = ""
+
+    def handle_data(self, data):
+        if self._script is not None:
+            self._script += data
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self._script is not None:
+            if not self._script.strip().startswith("var base_url"):
+                self.found.append(f"script {self._script[:40]}")
+            self._script = None
+
+
+def markup_of(html: str) -> list[str]:
+    parser = _Markup()
+    parser.feed(html)
+    return parser.found
+
+
+def test_text_from_a_wid_never_becomes_markup_on_the_site(api, member, platform):
+    create(api, member, "customer-churn", name=f"Churn {HOSTILE}",
+           sections={"value_proposition": f"Value {HOSTILE} [click](javascript:alert(3))",
+                     "architecture": "```\n</div><script>alert(4)</script>\n```", "integration_points": "x",
+                     "data_surfacing": "<iframe src=//evil.example></iframe>"},
+           contacts={"business": {"name": HOSTILE, "email": "maria@example.com"},
+                     "technical": {"name": "Tom", "email": "tom@example.com"}})
+    api(member).post("/api/v1/products/customer-churn/submit/", format="json")
+    api(platform).post("/api/v1/products/customer-churn/reject/", {"comment": HOSTILE}, format="json")
+
+    builder.build()
+
+    for path in builder.published().rglob("*.html"):
+        assert markup_of(path.read_text()) == [], path
+    html = page("customer-churn")
+    assert "&lt;script&gt;alert(&quot;wid&quot;)&lt;/script&gt;" in content(html)
+    assert "<title>Churn &lt;script&gt;" in html  # the theme does not escape titles: the generator does
+    # The search index holds page text (entities decoded); the search page escapes what it shows.
+    search_js = (builder.published() / "search" / "main.js").read_text()
+    assert "escapeHtml(title)" in search_js and "escapeHtml(summary)" in search_js
+
+
+def test_the_site_shows_provisioning_status_and_outputs_but_never_secrets(api, member):
+    create(api, member, "customer-churn")
+    product = Product.objects.get(slug="customer-churn")
+    job = Job.objects.create(product=product, action="apply", status="succeeded",
+                             outputs={"storage_schema": "p_customer_churn", "storage_password": "(sensitive)"})
+    Provisioning.objects.create(product=product, provisioned=True, last_job=job, template_version="v1",
+                                outputs={"storage_schema": "p_customer_churn", "storage_password": "(sensitive)"})
+
+    builder.build()
+
+    html = content(page("customer-churn"))
+    assert "provisioned</span> on" in html and "template version v1" in html
+    assert "p_customer_churn" in html
+    assert "storage_password" not in html and "(sensitive)" not in html
+
+
+def test_the_portal_serves_the_site_at_docs_to_signed_in_users(client, api, member):
+    create(api, member, "customer-churn")
+    builder.build()
+    client.force_login(member)
+
+    assert client.get("/docs/").status_code == 200
+    response = client.get("/docs/growth/customer-churn/")
+    assert response.status_code == 200 and b"Customer churn insights" in b"".join(response.streaming_content)
+    assert client.get("/docs/growth/customer-churn").url == "/docs/growth/customer-churn/"
+    assert client.get("/docs/assets/site.css").status_code == 200
+    assert client.get("/docs/growth/nothing-here/").status_code == 404
+    assert client.get("/docs/../../etc/passwd").status_code in (400, 404)
+    client.logout()
+    assert client.get("/docs/growth/customer-churn/").url.startswith("/accounts/login/")
+
+
+def test_before_the_first_build_docs_says_it_is_being_built(client, member, settings):
+    settings.WID_SITE_BUILD_DELAY = 60  # the task waits in the broker; nothing consumes it here
+    client.force_login(member)
+    response = client.get("/docs/")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert b"being built" in response.content
+
+
+def test_build_site_output_writes_a_complete_copy_and_refuses_a_directory_that_is_not_a_site(
+        api, member, tmp_path):
+    create(api, member, "customer-churn")
+    out = tmp_path / "public"
+
+    call_command("build_site", "--output", str(out))
+
+    assert (out / "growth/customer-churn/index.html").exists() and (out / "search/search_index.json").exists()
+    assert builder.published() is None  # the served site is not touched
+    call_command("build_site", "--output", str(out))  # a previous site may be replaced
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    with pytest.raises(CommandError, match="not a WID site"):
+        call_command("build_site", "--output", str(precious))
+    assert (precious / "thesis.txt").read_text() == "keep me"
+
+
+def test_a_burst_of_requests_schedules_one_build_and_builds_once(api, member, settings):
+    settings.WID_SITE_BUILD_DELAY = 60  # keep the scheduled task in the broker during the test
+    create(api, member, "customer-churn")
+    pending, scheduled, _ = services._keys()
+    r = services._redis()
+    r.delete(pending, scheduled)
+    sent = []
+    from docs_site import tasks
+    original = tasks.build_site.apply_async
+    tasks.build_site.apply_async = lambda *a, **kw: sent.append(kw)
+    try:
+        for _ in range(25):
+            services.site_request_build()
+    finally:
+        tasks.build_site.apply_async = original
+
+    assert len(sent) == 1 and int(r.get(pending)) == 25
+    results = services.site_build_pending()
+    assert [result.kind for result in results] == ["full"]
+    assert services.site_build_pending() == []  # nothing pending any more
+    assert not r.exists(scheduled)
+
+
+def test_a_build_task_finding_another_build_running_comes_back_later(api, member):
+    _, _, lock_key = services._keys()
+    lock = services._redis().lock(lock_key, timeout=30)
+    assert lock.acquire(blocking=False)
+    try:
+        assert services.site_build_pending() is None
+    finally:
+        lock.release()
+
+
+def test_a_wid_change_asks_for_a_build_once_its_transaction_commits(
+        api, member, settings, django_capture_on_commit_callbacks, monkeypatch):
+    settings.WID_SITE_AUTO_BUILD = True
+    asked = []
+    monkeypatch.setattr("docs_site.receivers.site_request_build", lambda: asked.append(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        create(api, member, "customer-churn")
+    assert asked == [1]
+
+
+def test_the_lineage_layout_places_readers_right_of_what_they_read_and_survives_cycles():
+    nodes = [lineage.Node(s, s.title(), "d", "approved", f"{s}/") for s in ("a", "b", "c", "d")]
+    svg = lineage.draw(nodes, [("a", "b"), ("b", "c"), ("c", "b"), ("a", "d")], title="<map>")
+    assert svg.count("<rect") == 4 and svg.count('class="lineage-edge"') == 4
+    assert "&lt;map&gt;" in svg
+    columns = lineage._columns({n.slug: n for n in nodes}, [("a", "b"), ("a", "d")])
+    assert columns == {"a": 0, "b": 1, "c": 0, "d": 1}
+    assert lineage.neighbourhood("b", [("a", "b"), ("b", "c"), ("x", "a"), ("y", "x")]) == {"a", "b", "c", "x"}
+
+
+def test_mkdocs_can_build_the_generated_sources_on_its_own(api, member, site_root, tmp_path):
+    """`docs_site/mkdocs.yml` is a plain MkDocs configuration: the sources build with the CLI too."""
+    create(api, member, "customer-churn")
+    builder.build()
+    out = tmp_path / "cli-out"
+    subprocess.run([sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(ROOT / "docs_site" / "mkdocs.yml")],
+                   check=True, env={"WID_SITE_DOCS_DIR": str(site_root / "src"), "WID_SITE_OUTPUT_DIR": str(out),
+                                    "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=ROOT)
+    assert (out / "growth/customer-churn/index.html").exists()
+    assert generate.url_of("growth/customer-churn/index.md") == "growth/customer-churn/"
