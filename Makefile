@@ -7,7 +7,7 @@ PORT ?= 8000
 PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 export PORT PORTAL_BASE_URL
 
-.PHONY: run test install services migrate demo bench bench-provisioning clean
+.PHONY: run test install services migrate demo bench bench-provisioning bench-site bench-pages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,12 @@ bench: migrate
 
 bench-provisioning: services
 	$(PY) bench/provisioning.py
+
+bench-site: services
+	$(PY) bench/site.py
+
+bench-pages: services
+	$(PY) bench/pages.py
 
 clean:
 	rm -rf var/test-* var/bench-*

@@ -60,9 +60,11 @@ class SiteData:
     status: dict[int, dict]
     edges: list[tuple[str, str]]
     by_slug: dict = field(default_factory=dict)
+    links: tuple = ()
 
     def __post_init__(self):
         self.by_slug = {p.slug: p for p in self.products}
+        self.links = lineage.adjacency(self.edges)
 
 
 def load() -> SiteData:
@@ -81,14 +83,36 @@ def index_page_paths(data: SiteData) -> list[str]:
     ]
 
 
-def _page(title: str, body: str) -> str:
-    front = yaml.safe_dump({"title": escape(title)}, allow_unicode=True, width=1000)
+def _page(title: str, body: str, *, searchable: bool = True) -> str:
+    """Index pages stay out of the search: people search WIDs, and lists would only repeat them."""
+    meta = {"title": escape(title), **({} if searchable else {"search": {"exclude": True}})}
+    front = yaml.safe_dump(meta, allow_unicode=True, width=1000)
     return f"---\n{front}---\n\n{body.strip()}\n"
 
 
 def _nodes(data: SiteData, slugs, base: str) -> list[lineage.Node]:
     return [lineage.Node(p.slug, p.name, p.domain, p.status, f"{base}{p.domain}/{p.slug}/")
             for p in (data.by_slug[s] for s in sorted(slugs))]
+
+
+def _table(data: SiteData, products, base: str, *, updated: bool = False) -> str:
+    """A table of products; built without template loops, since index pages list hundreds."""
+    head = "".join(f'<th scope="col">{h}</th>' for h in ("Data product", "Domain", "Team", "Status",
+                                                          *(("Updated",) if updated else ())))
+    rows = []
+    for p in products:
+        state = data.status.get(p.id, {})
+        badge = '<span class="wid-badge provisioned">provisioned</span>' if state.get("provisioned") else ""
+        cells = [
+            f'<a href="{base}{p.domain}/{p.slug}/">{escape(p.name)}</a><br><small>{p.slug}</small>',
+            f'<a href="{base}{p.domain}/">{p.domain}</a>', f'<a href="{base}-/teams/{p.team.slug}/">{p.team.slug}</a>',
+            f'<span class="wid-badge status-{p.status}">{p.status.replace("_", " ")}</span> {badge}',
+        ]
+        if updated:
+            cells.append(f'<time datetime="{p.updated_at.isoformat()}">{p.updated_at:%Y-%m-%d}</time>')
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    body = "\n".join(rows) or f'<tr><td colspan="{4 + updated}">None.</td></tr>'
+    return f'<div class="table-wrap"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table></div>'
 
 
 def _rows(data: SiteData, products, base: str) -> list[dict]:
@@ -111,33 +135,35 @@ def index_pages(data: SiteData) -> dict[str, str]:
         "base": "", "total": len(products), "statuses": statuses,
         "domains": [(d, len(ps), Counter(p.status for p in ps)) for d, ps in sorted(by_domain.items())],
         "teams": [(teams[t], len(ps)) for t, ps in sorted(by_team.items())],
-        "recent": _rows(data, recent, ""), "portal_url": settings.PORTAL_BASE_URL,
+        "recent": _table(data, recent, "", updated=True), "portal_url": settings.PORTAL_BASE_URL,
     }))
     for domain, ps in by_domain.items():
         path = f"{domain}/index.md"
         pages[path] = _page(f"Domain {domain}", render_to_string("docs_site/listing.html", {
-            "heading": f"Domain {domain}", "base": base_of(path), "rows": _rows(data, ps, base_of(path)),
-            "intro": f"{len(ps)} data product{'s' if len(ps) != 1 else ''} in the {domain} domain."}))
+            "heading": f"Domain {domain}", "table": _table(data, ps, base_of(path)),
+            "intro": f"{len(ps)} data product{'s' if len(ps) != 1 else ''} in the {domain} domain."}), searchable=False)
     pages["-/teams/index.md"] = _page("Teams", render_to_string("docs_site/teams.html", {
-        "base": base_of("-/teams/index.md"), "teams": [(teams[t], len(ps)) for t, ps in sorted(by_team.items())]}))
+        "base": base_of("-/teams/index.md"), "teams": [(teams[t], len(ps)) for t, ps in sorted(by_team.items())]}),
+        searchable=False)
     for slug, ps in by_team.items():
         path = f"-/teams/{slug}/index.md"
         team = teams[slug]
         pages[path] = _page(f"Team {team.name}", render_to_string("docs_site/listing.html", {
-            "heading": f"Team {team.name}", "base": base_of(path), "rows": _rows(data, ps, base_of(path)),
-            "intro": f"Data products owned by {team.name} ({team.slug})."}))
+            "heading": f"Team {team.name}", "table": _table(data, ps, base_of(path)),
+            "intro": f"Data products owned by {team.name} ({team.slug})."}), searchable=False)
     pages["-/status/index.md"] = _page("By status", render_to_string("docs_site/statuses.html", {
-        "base": base_of("-/status/index.md"), "statuses": statuses}))
+        "base": base_of("-/status/index.md"), "statuses": statuses}), searchable=False)
     for status in widfile.STATUSES:
         path = f"-/status/{status}/index.md"
         label = status.replace("_", " ")
         pages[path] = _page(f"Status {label}", render_to_string("docs_site/listing.html", {
-            "heading": f"Status: {label}", "base": base_of(path), "rows": _rows(data, by_status[status], base_of(path)),
-            "intro": f"{len(by_status[status])} WID{'s' if len(by_status[status]) != 1 else ''} {label}."}))
+            "heading": f"Status: {label}", "table": _table(data, by_status[status], base_of(path)),
+            "intro": f"{len(by_status[status])} WID{'s' if len(by_status[status]) != 1 else ''} {label}."}),
+            searchable=False)
     base = base_of("-/lineage/index.md")
     svg = lineage.draw(_nodes(data, data.by_slug, base), data.edges, title="Lineage of every data product")
     pages["-/lineage/index.md"] = _page("Lineage", render_to_string("docs_site/lineage.html", {
-        "svg": svg, "relations": _relations(data, data.products, base)}))
+        "svg": svg, "relations": _relations(data, data.products, base)}), searchable=False)
     return pages
 
 
@@ -152,7 +178,7 @@ def _relations(data: SiteData, products, base: str) -> list[dict]:
 
 def wid_fingerprint(data: SiteData, product) -> str:
     """Everything a WID page shows besides its own file (whose commit is `head_sha`)."""
-    around = lineage.neighbourhood(product.slug, data.edges)
+    around = lineage.neighbourhood(product.slug, links=data.links)
     parts = {
         "version": VERSION, "head": product.head_sha, "team": product.team.name,
         "status": data.status.get(product.id), "portal": settings.PORTAL_BASE_URL,
@@ -170,11 +196,11 @@ def wid_pages(data: SiteData, slugs, histories: dict[str, list[CommitInfo]] | No
         base = base_of(path)
         doc = widfile.parse(repo.read(product.path) or "")
         history = histories.get(product.path, []) if histories is not None else repo.history(product.path)
-        around = lineage.neighbourhood(slug, data.edges)
+        around = lineage.neighbourhood(slug, links=data.links)
         sub_edges = [(u, d) for u, d in data.edges if u in around and d in around]
         svg = lineage.draw(_nodes(data, around, base), sub_edges, title=f"Lineage of {product.name}", focus=slug)
-        upstream = [data.by_slug[u] for u, d in data.edges if d == slug]
-        downstream = [data.by_slug[d] for u, d in data.edges if u == slug]
+        upstream = [data.by_slug[u] for u in sorted(data.links[0][slug])]
+        downstream = [data.by_slug[d] for d in sorted(data.links[1][slug])]
         status = data.status.get(product.id) or {}
         pages[path] = _page(product.name, render_to_string("docs_site/wid.html", {
             "p": product, "meta": doc.meta, "base": base,

@@ -116,12 +116,19 @@ def draw(nodes: list[Node], edges: list[tuple[str, str]], *, title: str, focus: 
     return "\n".join(out)
 
 
-def neighbourhood(slug: str, edges: list[tuple[str, str]], depth: int = 2) -> set[str]:
-    """The product, what it reads and what reads it, `depth` steps either way."""
+def adjacency(edges: list[tuple[str, str]]) -> tuple[dict, dict]:
+    """(what each product reads, what reads each product), to reuse across many neighbourhoods."""
     ups, downs = defaultdict(set), defaultdict(set)
     for up, down in edges:
         ups[down].add(up)
         downs[up].add(down)
+    return ups, downs
+
+
+def neighbourhood(slug: str, edges: list[tuple[str, str]] | None = None, depth: int = 2, *,
+                  links: tuple[dict, dict] | None = None) -> set[str]:
+    """The product, what it reads and what reads it, `depth` steps either way."""
+    ups, downs = links or adjacency(edges or [])
     seen = {slug}
     for links in (ups, downs):
         frontier = {slug}

@@ -157,8 +157,9 @@ LOGGING = {
 WID_SITE_ROOT = Path(env.str("WID_SITE_ROOT", default=str(BASE_DIR / "var" / "site")))
 WID_SITE_URL = env.str("WID_SITE_URL", default="")  # the site's public address, if hosted elsewhere too
 WID_SITE_AUTO_BUILD = env.bool("WID_SITE_AUTO_BUILD", default=True)
-# Seconds a build waits after the first change of a burst, so the burst makes one build.
-WID_SITE_BUILD_DELAY = env.float("WID_SITE_BUILD_DELAY", default=0.2)
+# Seconds a build waits after the first change of a burst. Bursts are coalesced anyway (changes
+# made during a build all go into the next one), so by default it starts at once.
+WID_SITE_BUILD_DELAY = env.float("WID_SITE_BUILD_DELAY", default=0.0)
 WID_SITE_BUILD_TIMEOUT = env.int("WID_SITE_BUILD_TIMEOUT", default=900)
 # Site builds have a queue (and in `make run` a worker) of their own: never behind a long terraform job.
 WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default="portal-site")
