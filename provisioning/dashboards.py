@@ -224,7 +224,7 @@ def lead_time_chart(weeks: list[WeekLeadTime]) -> dict:
     top = max(values, default=0)
     unit, scale = ("minutes", 60) if top < 2 * 3600 else ("hours", 3600) if top < 72 * 3600 else ("days", 86400)
     ceiling = max(1, math.ceil(top / scale)) * scale
-    height, bar, gap, left = 160, 14, 12, 48
+    height, bar, gap, left = 160, 14, 30, 48
 
     def y(value):
         return height - (value / ceiling) * height if value else height
