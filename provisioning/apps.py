@@ -2,9 +2,10 @@ from django.apps import AppConfig
 
 
 class ProvisioningConfig(AppConfig):
-    """Provisioning listens to onboarding's domain events (`onboarding.signals`)."""
+    """Provisioning listens to onboarding's domain events (`onboarding.signals`), and sends both
+    apps' events to the outgoing webhook."""
 
     name = "provisioning"
 
     def ready(self):
-        from provisioning import receivers  # noqa: F401  (connects the receivers)
+        from provisioning import receivers, webhooks  # noqa: F401  (connect the receivers)

@@ -1,7 +1,10 @@
 """Provisioning jobs (a database row each, with an append-only log), product state, audit."""
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Job(models.Model):
@@ -137,3 +140,35 @@ class RunLogLine(models.Model):
     class Meta:
         ordering = ["run", "number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_run_log_line_per_number")]
+
+
+class WebhookDelivery(models.Model):
+    """One event for the outgoing webhook: an outbox row, written with the change it reports.
+
+    The row is the truth about the delivery; the worker's task and beat's sweep only act on it,
+    so a lost task, a worker restart or a receiver that is down for hours loses nothing.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"  # gave up: a permanent refusal (4xx) or the last attempt failed
+
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event = models.CharField(max_length=40)
+    url = models.CharField(max_length=2000, help_text="NOTIFY_WEBHOOK_URL when the event happened")
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
+
+    def __str__(self):
+        return f"{self.event} {self.delivery_id} ({self.status})"

@@ -35,3 +35,18 @@ def execute_run(run_id: int) -> str:
     from provisioning import runs
 
     return runs.run_execute(run_id)
+
+
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    # Safe to run twice: an attempt first claims the row, and only a due, pending one.
+    from provisioning import webhooks
+
+    return webhooks.deliver(delivery_id)
+
+
+@shared_task
+def sweep_webhooks() -> int:
+    from provisioning import webhooks
+
+    return webhooks.sweep()

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from onboarding import selectors as onboarding
 from portal.errors import NotAllowed, NotFound, PortalError, or_404
-from provisioning import dashboards, services
+from provisioning import dashboards, services, webhooks
 from provisioning.forms import DashboardForm, JobFilterForm
 from provisioning.models import Job, Provisioning
 
@@ -115,7 +115,7 @@ def dashboard(request):
         "form": form, "days": days, "queue": queue, "queue_count": queue_count, "active": active,
         "active_count": active_count, "failures": failures, "failure_count": failure_count,
         "drifted": drifted, "drift_count": drift_count, "weeks": weeks, "chart": dashboards.lead_time_chart(weeks),
-        "here": request.get_full_path(),
+        "webhook": webhooks.health(), "here": request.get_full_path(),
     })
 
 

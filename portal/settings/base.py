@@ -203,6 +203,20 @@ CELERY_BEAT_SCHEDULE["check-drift"] = {
     "task": "provisioning.tasks.check_drift_all",
     "schedule": env.float("DRIFT_CHECK_INTERVAL", default=3600.0),
 }
+# --- Outgoing webhook --------------------------------------------------------------------------
+# Submit, decisions, finished jobs and drift POSTed as JSON, signed with HMAC-SHA256 of the secret
+# (README, "Outgoing webhook"). Empty URL: no webhook. A URL without a secret fails the checks.
+NOTIFY_WEBHOOK_URL = env.str("NOTIFY_WEBHOOK_URL", default="")
+NOTIFY_WEBHOOK_SECRET = env.str("NOTIFY_WEBHOOK_SECRET", default="")
+NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)
+# Attempts before a delivery is given up; the waits double from the base, at most an hour apart
+# (12 attempts with a 10 s base: retried for about 6 hours).
+NOTIFY_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFY_WEBHOOK_MAX_ATTEMPTS", default=12)
+NOTIFY_WEBHOOK_RETRY_BASE = env.float("NOTIFY_WEBHOOK_RETRY_BASE", default=10.0)
+CELERY_BEAT_SCHEDULE["deliver-webhooks"] = {
+    "task": "provisioning.tasks.sweep_webhooks",
+    "schedule": env.float("NOTIFY_WEBHOOK_SWEEP_INTERVAL", default=60.0),
+}
 # Pipeline runs: how long a run waits before trying its product's queue again, and may last.
 RUN_WAIT_SECONDS = env.float("RUN_WAIT_SECONDS", default=1.0)
 RUN_TIMEOUT_SECONDS = env.int("RUN_TIMEOUT_SECONDS", default=3600)

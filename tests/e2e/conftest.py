@@ -16,7 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def e2e_paths(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log",
-            "site": base / "site"}
+            "site": base / "site", "webhook_port": _free_port()}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+WEBHOOK_SECRET = "e2e-webhook-secret-not-for-production"
 
 
 def _ensure_database(url: str) -> None:
@@ -47,6 +58,11 @@ def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
         "WID_SITE_QUEUE": settings.WID_SITE_QUEUE,
         "WID_SITE_ROOT": str(e2e_paths["site"]),
         "WID_SITE_AUTO_BUILD": "true",
+        # Events raised in the worker (finished jobs, drift) go to a receiver only the webhook
+        # test starts; elsewhere they are retried quietly against a closed port.
+        "NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{e2e_paths['webhook_port']}/hook",
+        "NOTIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "NOTIFY_WEBHOOK_RETRY_BASE": "0.5",
     }
     celery = [sys.executable, "-m", "celery", "-A", "portal"]
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
