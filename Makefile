@@ -7,7 +7,7 @@ PORT ?= 8000
 PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 export PORT PORTAL_BASE_URL
 
-.PHONY: run test install services migrate demo bench bench-provisioning bench-site bench-pages clean
+.PHONY: run test install services browser migrate demo bench bench-provisioning bench-site bench-pages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,10 @@ services: install
 	@$(PY) scripts/services.py
 	@$(PY) manage.py terraform_setup
 
+# Debian's Chromium for the browser tests (tests/browser), installed with apt-get when missing.
+browser: install
+	@command -v chromium >/dev/null || $(PY) scripts/services.py --chromium
+
 migrate: services
 	$(PY) manage.py migrate --noinput
 
@@ -31,7 +35,7 @@ run: demo
 	@echo "Portal on http://127.0.0.1:$(PORT)/ (sign-ins in README.md); Ctrl-C stops everything."
 	$(VENV)/bin/honcho start --port $(PORT)
 
-test: services
+test: services browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: migrate

@@ -197,5 +197,16 @@ def main() -> None:
     say(f"PostgreSQL {db.hostname}:{db_port}, Redis {redis.hostname}:{redis_port} and the warehouse are up")
 
 
+def ensure_chromium() -> None:
+    """The browser tests drive Debian's Chromium (Playwright cannot download its own offline)."""
+    if not shutil.which("chromium"):
+        apt_install("chromium")
+    if not shutil.which("chromium"):
+        sys.exit("services: chromium is still not on PATH after installing it")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--chromium"]:
+        ensure_chromium()
+    else:
+        main()

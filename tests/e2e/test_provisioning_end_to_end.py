@@ -1,5 +1,6 @@
 """Approval to provisioned infrastructure: a real Celery worker runs real terraform with the local
 provider against the warehouse cluster, with state in PostgreSQL."""
+import time
 import uuid
 
 import psycopg
@@ -162,16 +163,43 @@ def test_drift_is_flagged_and_an_apply_confirmed_by_the_platform_repairs_it(e2e,
         _destroy(api, priya, slug, e2e["log"])
 
 
-def test_cancelling_a_running_job_stops_terraform_and_a_retry_completes_the_work(e2e, api, provisioning_on):
+def _create_workspace(product, workdir):
+    """The product's Terraform workspace, made beforehand with the portal's own adapter."""
+    from provisioning import services, terraform
+    from provisioning.rendering import render
+
+    tf = terraform.Terraform(render(services.product_spec(product), workdir), workspace=product.slug,
+                             extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": services.warehouse_dsn()})
+    tf.init({"conn_str": services.state_conn_str()})
+    tf.new_workspace()
+
+
+def test_cancelling_a_running_job_stops_terraform_and_a_retry_completes_the_work(e2e, api, provisioning_on,
+                                                                                  tmp_path):
     team = TeamFactory()
     alice = member_of(team)
     priya = platform_user()
     slug = f"cancel-{uuid.uuid4().hex[:6]}"
-    job = _approve_low_risk(api, alice, team, slug)
-    wait_until(lambda: Job.objects.get(pk=job.pk).step in ("init", "plan"), timeout=60,
-               what="the job to reach terraform", log=e2e["log"])
+    payload = wid_payload(slug=slug, team=team.slug, **LOW_RISK)
+    assert api(alice).post("/api/v1/products/", payload, format="json").status_code == 201
+    _create_workspace(Product.objects.get(slug=slug), tmp_path / "tf")
+    # Terraform's pg backend takes advisory lock -1 with an existing workspace's own for every
+    # state lock. Held here, the job waits inside terraform (up to TERRAFORM_LOCK_TIMEOUT) instead
+    # of finishing in a second or two, before the test could cancel it.
+    with psycopg.connect(settings.TF_STATE_DATABASE_URL, autocommit=True) as state_db:
+        state_db.execute("SELECT pg_advisory_lock(-1)")
+        try:
+            assert api(alice).post(f"/api/v1/products/{slug}/submit/", format="json").json()["status"] == "approved"
+            job = Job.objects.get(product__slug=slug)
+            wait_until(lambda: Job.objects.get(pk=job.pk).step in ("plan", "apply"), timeout=60,
+                       what="the job to reach terraform", log=e2e["log"])
+            time.sleep(1)
+            waiting = Job.objects.get(pk=job.pk)
+            assert waiting.is_active, "\n".join(JobLogLine.objects.filter(job=job).values_list("text", flat=True))
 
-    response = api(priya).post(f"/api/v1/jobs/{job.pk}/cancel/")
+            response = api(priya).post(f"/api/v1/jobs/{job.pk}/cancel/")
+        finally:
+            state_db.execute("SELECT pg_advisory_unlock(-1)")
 
     assert response.status_code == 200
     cancelled = _wait_job(job.pk, e2e["log"])
