@@ -1,4 +1,6 @@
 """REST API of onboarding: one view per resource, serializers for output, services for writes."""
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -11,6 +13,7 @@ from onboarding.models import Membership, Product
 from onboarding.validation import (
     ContactsSerializer, OutputSerializer, PersonSerializer, SectionsSerializer, WidInputSerializer,
 )
+from portal import pagecache
 from portal.errors import InvalidInput
 
 
@@ -155,10 +158,19 @@ class ProductListApi(APIView):
     )
     def get(self, request):
         params = request.query_params
+        key = None
+        if pagecache.enabled():  # the same page for everyone: keyed by the data's fingerprint and the query
+            key = f"api-products:{pagecache.product_fingerprint()}:{request.scheme}://{request.get_host()}:{params.urlencode()}"
+            data = cache.get(key)
+            if data is not None:
+                return Response(data)
         products = selectors.product_list(team=params.get("team"), domain=params.get("domain"), status=params.get("status"))
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(products, request, view=self)
-        return paginator.get_paginated_response(ProductOutput(page, many=True).data)
+        response = paginator.get_paginated_response(ProductOutput(page, many=True).data)
+        if key:
+            cache.set(key, response.data, settings.PAGE_CACHE_SECONDS)
+        return response
 
     @extend_schema(request=WidInputSerializer, responses={201: ProductDetailOutput})
     def post(self, request):

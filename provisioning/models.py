@@ -57,6 +57,8 @@ class Job(models.Model):
                                                                                 "applying"]),
                                     name="one_active_job_per_product"),
         ]
+        # The dashboard's recent failures: without it, every failed job ever is read to keep a week's.
+        indexes = [models.Index(fields=["status", "finished_at"], name="job_status_finished")]
 
     def __str__(self):
         return f"{self.action} #{self.pk} of {self.product_id} ({self.status})"

@@ -1,4 +1,5 @@
 """Pages of provisioning: the product's provisioning panel, the job page with its live log."""
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -6,10 +7,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from onboarding import selectors as onboarding
+from portal import pagecache
 from portal.errors import NotAllowed, NotFound, PortalError, or_404
 from provisioning import dashboards, services, webhooks
 from provisioning.forms import DashboardForm, JobFilterForm
@@ -106,17 +109,27 @@ def dashboard(request):
         raise PermissionDenied("The dashboard is the platform team's.")
     form = DashboardForm(request.GET or None)
     days = form.cleaned_data["days"] if form.is_valid() and form.cleaned_data.get("days") else 7
-    queue, queue_count = dashboards.approval_queue()
-    active, active_count = dashboards.active_jobs()
-    failures, failure_count = dashboards.recent_failures(days=days)
-    drifted, drift_count = dashboards.drifted()
-    weeks = dashboards.lead_times()
-    return render(request, "provisioning/dashboard.html", {
-        "form": form, "days": days, "queue": queue, "queue_count": queue_count, "active": active,
-        "active_count": active_count, "failures": failures, "failure_count": failure_count,
-        "drifted": drifted, "drift_count": drift_count, "weeks": weeks, "chart": dashboards.lead_time_chart(weeks),
-        "webhook": webhooks.health(), "here": request.get_full_path(),
+
+    def sections() -> dict:
+        queue, queue_count = dashboards.approval_queue()
+        active, active_count = dashboards.active_jobs()
+        failures, failure_count = dashboards.recent_failures(days=days)
+        drifted, drift_count = dashboards.drifted()
+        weeks = dashboards.lead_times()
+        return {"queue": queue, "queue_count": queue_count, "active": active, "active_count": active_count,
+                "failures": failures, "failure_count": failure_count, "drifted": drifted, "drift_count": drift_count,
+                "weeks": weeks, "chart": dashboards.lead_time_chart(weeks)}
+
+    # The sections are computed only when rendered, not when they come from the page cache; they are
+    # the same for every platform member, and their forms get each one's CSRF token (pagecache).
+    cache_key = [pagecache.product_fingerprint(), pagecache.job_fingerprint(), request.GET.urlencode()] \
+        if pagecache.enabled() else None
+    response = render(request, "provisioning/dashboard.html", {
+        "form": form, "days": days, "d": SimpleLazyObject(sections), "webhook": webhooks.health(),
+        "here": request.get_full_path(), "cache_key": cache_key, "cache_seconds": settings.PAGE_CACHE_SECONDS,
+        **pagecache.csrf_context(),
     })
+    return pagecache.with_csrf(request, response)
 
 
 @login_required

@@ -63,9 +63,21 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Connections are kept between requests (opening one costs more than most pages' queries) and
+# checked before reuse, so a restarted PostgreSQL costs one failed check, not an error page.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Shared by every web process: the dashboard's figures and the pages' rendered rows (portal/pagecache.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+                      # Portals sharing a Redis (a demo and a test run) never share entries.
+                      "KEY_PREFIX": f"portal:{DATABASES['default']['NAME']}"}}
+# Longest life of a cached fragment; entries are keyed by a fingerprint of their data, so a change
+# is visible at once whatever this is. 0: render everything on every request.
+PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from portal.settings.base import *  # noqa: F403
-from portal.settings.base import BASE_DIR, env
+from portal.settings.base import BASE_DIR, DATABASES, env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -24,3 +24,7 @@ TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "va
 LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "test-lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "test-pipelines")))
 DASHBOARD_CACHE_SECONDS = 0
+# Tests that check the page cache turn it on; a process's cache of its own (tests run side by side).
+PAGE_CACHE_SECONDS = 0
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
