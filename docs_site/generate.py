@@ -112,7 +112,7 @@ def _table(data: SiteData, products, base: str, *, updated: bool = False) -> str
             cells.append(f'<time datetime="{p.updated_at.isoformat()}">{p.updated_at:%Y-%m-%d}</time>')
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     body = "\n".join(rows) or f'<tr><td colspan="{4 + updated}">None.</td></tr>'
-    return f'<div class="table-wrap"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table></div>'
+    return f'<div class="table-wrap" tabindex="0"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table></div>'
 
 
 def _rows(data: SiteData, products, base: str) -> list[dict]:

@@ -88,7 +88,7 @@ def draw(nodes: list[Node], edges: list[tuple[str, str]], *, title: str, focus: 
             where[slug] = (PAD + i * (BOX_W + GAP_X), PAD + offset + n * (BOX_H + GAP_Y))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="lineage-map" width="{width}" height="{height:.0f}" '
-        f'viewBox="0 0 {width} {height:.0f}" role="img" aria-labelledby="lineage-title lineage-desc">',
+        f'viewBox="0 0 {width} {height:.0f}" role="group" aria-labelledby="lineage-title lineage-desc">',
         f'<title id="lineage-title">{escape(title)}</title>',
         f'<desc id="lineage-desc">{len(nodes)} data products; an arrow points from a product to each product '
         f'that reads from it. The same relations are listed as text below the map.</desc>',

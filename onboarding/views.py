@@ -106,6 +106,8 @@ def _save_form(request, form, save, *, saved, product=None):
         else:
             messages.success(request, saved(result))
             return redirect("product-detail", slug=result.slug)
+    else:
+        form.check_with_service_rules()  # every problem in one round, not the form's first
     return _render_form(request, form, product=product, status=409 if form.non_field_errors() else 400)
 
 
