@@ -2,6 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import TeamFactory, member_of, platform_user
+from tests.worker import celery_worker_process, e2e, e2e_paths, with_remote  # noqa: F401  (fixtures, once)
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Playwright cannot download its own browser offline, so it drives /usr/bin/chromium (`make test`
 installs it with apt-get when missing). Without it the tests are skipped on a workstation and fail
-in CI. Flows that provision use the real Celery worker of tests/e2e.
+in CI. Flows that provision use the session's real Celery worker (tests/worker.py).
 """
 import os
 import shutil
@@ -14,7 +14,6 @@ import pytest
 # browser steps are synchronous and safe there.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from tests.e2e.conftest import celery_worker_process, e2e, e2e_paths  # noqa: E402,F401  (fixtures)
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",

@@ -14,11 +14,16 @@ from onboarding.models import Product
 from provisioning import services as jobs
 from provisioning.models import Job, Provisioning
 from tests.browser.conftest import screenshot
-from tests.e2e.conftest import wait_until
+from tests.worker import wait_until
 from tests.factories import TeamFactory, member_of, platform_user, wid_payload
 
-pytestmark = pytest.mark.e2e
 LONG = 120_000  # ms: a real terraform apply on a busy machine
+# Every line the page appends to its log, kept in sessionStorage: the page reloads itself once the
+# job has finished, and what was appended before must still be there to read.
+RECORD_LIVE_LOG = """() => new MutationObserver(records => {
+  const added = records.flatMap(r => Array.from(r.addedNodes, n => n.textContent)).join('');
+  sessionStorage.setItem('live-log', (sessionStorage.getItem('live-log') || '') + added);
+}).observe(document.getElementById('job-log'), {childList: true})"""
 
 
 def field(page, label):
@@ -41,6 +46,7 @@ def fill_wid_form(page, **values):
         field(page, label).fill(value)
 
 
+@pytest.mark.e2e
 def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, new_page, settings):
     settings.WID_SITE_AUTO_BUILD = True
     team, upstream_team = TeamFactory(slug="growth-analytics"), TeamFactory(slug="sales-data")
@@ -85,11 +91,12 @@ def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, new_page
     # The job page follows the log live (the page polls; the test never reloads it) to `succeeded`.
     review.get_by_role("link", name=f"#{job.pk}").first.click()
     expect(review).to_have_url(re.compile(f"/jobs/{job.pk}/$"))
-    log = review.locator("#job-log")
-    review.wait_for_function("document.getElementById('job-log').textContent.includes('Initializing')",
-                             timeout=LONG)
+    expect(review.locator("#job-status")).not_to_have_text("succeeded")
+    review.evaluate(RECORD_LIVE_LOG)
     expect(review.locator("#job-status")).to_have_text("succeeded", timeout=LONG)
-    expect(log).to_contain_text("Apply complete! Resources: 3 added")
+    live = review.evaluate("sessionStorage.getItem('live-log') || ''")
+    assert "Initializing" in live and "Apply complete! Resources: 3 added" in live, f"appended while open: {live!r}"
+    expect(review.locator("#job-log")).to_contain_text("Apply complete! Resources: 3 added")
     screenshot(review, "job-page")
     try:
         # The WID on the static site: status, provisioning and its lineage with the dependency.
@@ -99,7 +106,7 @@ def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, new_page
                    timeout=60, what="the WID with its provisioning on the site", log=e2e["log"])
         site.goto(f"/docs/growth/{slug}/")
         expect(site.get_by_role("heading", level=1)).to_contain_text("Customer churn insights")
-        expect(site.locator("main, body").first).to_contain_text("approved")
+        expect(site.locator(".wid-head .wid-badge")).to_have_text("approved")
         lineage = site.locator("svg.lineage-map")
         expect(lineage).to_be_visible()
         expect(lineage.locator(f'a[href*="/sales/{upstream}/"]')).to_contain_text("Orders")  # its dependency

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from onboarding.models import Product
 from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
-from tests.e2e.conftest import wait_until
+from tests.worker import wait_until
 from tests.factories import TeamFactory, member_of, platform_user, wid_payload
 
 pytestmark = pytest.mark.e2e

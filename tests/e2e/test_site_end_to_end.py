@@ -5,7 +5,7 @@ import pytest
 
 from docs_site import builder
 from provisioning.models import Job, Provisioning
-from tests.e2e.conftest import wait_until
+from tests.worker import wait_until
 from tests.factories import TeamFactory, member_of, platform_user, wid_payload
 
 pytestmark = pytest.mark.e2e

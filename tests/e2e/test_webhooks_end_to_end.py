@@ -6,7 +6,7 @@ import pytest
 
 from provisioning import webhooks
 from provisioning.models import Job, WebhookDelivery
-from tests.e2e.conftest import WEBHOOK_SECRET, wait_until
+from tests.worker import WEBHOOK_SECRET, wait_until
 from tests.factories import TeamFactory, member_of, wid_payload
 from tests.http_receiver import Receiver
 

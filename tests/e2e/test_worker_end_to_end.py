@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from onboarding.widrepo import get_repository
-from tests.e2e.conftest import wait_until
+from tests.worker import wait_until
 from tests.factories import TeamFactory, member_of, platform_user, wid_payload
 
 pytestmark = pytest.mark.e2e
