@@ -1,7 +1,9 @@
 """In a real browser: a team describes and submits a WID, the platform approves it, the job page
 follows terraform to `succeeded`, the WID reaches the static site with its lineage; and the
 form's error paths."""
+import os
 import re
+import signal
 import subprocess
 import uuid
 
@@ -47,7 +49,7 @@ def fill_wid_form(page, **values):
 
 
 @pytest.mark.e2e
-def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, new_page, settings):
+def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, celery_worker_process, new_page, settings):
     settings.WID_SITE_AUTO_BUILD = True
     team, upstream_team = TeamFactory(slug="growth-analytics"), TeamFactory(slug="sales-data")
     alice = member_of(team, username="alice", first_name="Alice", last_name="Analyst")
@@ -79,23 +81,31 @@ def test_a_team_describes_a_product_and_the_platform_provisions_it(e2e, new_page
     expect(page.get_by_role("heading", level=1)).to_contain_text(re.compile("submitted", re.I))
     assert Product.objects.get(slug=slug).status == "submitted"
 
-    # A platform member approves it from the product page; approval starts an apply job.
+    # A platform member approves it from the product page; approval starts an apply job. The worker
+    # is paused meanwhile (SIGSTOP), so the job waits in the queue until its page is open: the
+    # whole log then arrives on the open page, however fast terraform is.
     review = new_page(priya)
     review.goto(f"/products/{slug}/")
     expect(review.get_by_text("Policy said: needs a platform decision")).to_be_visible()
     review.get_by_label("Comment").fill("Looks good.")
-    review.get_by_role("button", name="Approve").click()
-    expect(review.get_by_role("heading", level=1)).to_contain_text(re.compile("approved", re.I))
-    job = Job.objects.get(product__slug=slug)
+    os.kill(celery_worker_process.pid, signal.SIGSTOP)
+    try:
+        review.get_by_role("button", name="Approve").click()
+        expect(review.get_by_role("heading", level=1)).to_contain_text(re.compile("approved", re.I))
+        job = Job.objects.get(product__slug=slug)
+        review.get_by_role("link", name=f"#{job.pk}").first.click()
+        expect(review).to_have_url(re.compile(f"/jobs/{job.pk}/$"))
+        expect(review.locator("#job-status")).to_have_text("queued")
+        review.evaluate(RECORD_LIVE_LOG)
+    finally:
+        os.kill(celery_worker_process.pid, signal.SIGCONT)
 
-    # The job page follows the log live (the page polls; the test never reloads it) to `succeeded`.
-    review.get_by_role("link", name=f"#{job.pk}").first.click()
-    expect(review).to_have_url(re.compile(f"/jobs/{job.pk}/$"))
-    expect(review.locator("#job-status")).not_to_have_text("succeeded")
-    review.evaluate(RECORD_LIVE_LOG)
+    # The job page follows the log live (it polls; the test never reloads it) to `succeeded`.
     expect(review.locator("#job-status")).to_have_text("succeeded", timeout=LONG)
+    expect(review.locator("#job-log")).to_have_attribute("data-active", "0")  # the page's own reload, once done
     live = review.evaluate("sessionStorage.getItem('live-log') || ''")
-    assert "Initializing" in live and "Apply complete! Resources: 3 added" in live, f"appended while open: {live!r}"
+    assert "Initializing" in live and "Apply complete! Resources: 3 added" in live, \
+        f"the log did not grow on the open page: {live!r}"
     expect(review.locator("#job-log")).to_contain_text("Apply complete! Resources: 3 added")
     screenshot(review, "job-page")
     try:
