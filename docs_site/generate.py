@@ -7,6 +7,7 @@ of its own. Headings stay Markdown, for the page's table of contents.
 """
 import hashlib
 import json
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from html import escape
@@ -22,6 +23,8 @@ from onboarding.models import Product
 from onboarding.rendering import render_markdown
 from onboarding.widrepo import CommitInfo, get_repository
 from provisioning.selectors import status_summaries
+
+logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
 ASSETS = HERE / "assets"
@@ -194,7 +197,15 @@ def wid_pages(data: SiteData, slugs, histories: dict[str, list[CommitInfo]] | No
         product = data.by_slug[slug]
         path = wid_page(product)
         base = base_of(path)
-        doc = widfile.parse(repo.read(product.path) or "")
+        try:
+            doc = widfile.parse(repo.read(product.path) or "")
+            meta, sections, reviews, unreadable = doc.meta, doc.sections, doc.reviews, ""
+        except widfile.WidFormatError as exc:
+            # The index names a file this repository lacks or cannot read (an index built from
+            # another repository): the page shows what the index holds, and says so.
+            logger.warning("WID site: %s: %s; its page shows the index's copy", product.path, exc)
+            meta = {"contacts": product.contacts, "data_custodian": product.data_custodian, "outputs": product.outputs}
+            sections, reviews, unreadable = product.sections, [], f"{product.path}: {exc}"
         history = histories.get(product.path, []) if histories is not None else repo.history(product.path)
         around = lineage.neighbourhood(slug, links=data.links)
         sub_edges = [(u, d) for u, d in data.edges if u in around and d in around]
@@ -203,9 +214,9 @@ def wid_pages(data: SiteData, slugs, histories: dict[str, list[CommitInfo]] | No
         downstream = [data.by_slug[d] for d in sorted(data.links[1][slug])]
         status = data.status.get(product.id) or {}
         pages[path] = _page(product.name, render_to_string("docs_site/wid.html", {
-            "p": product, "meta": doc.meta, "base": base,
-            "sections": [(title, render_markdown(doc.sections.get(key, ""))) for key, title in widfile.SECTIONS],
-            "reviews": doc.reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
+            "p": product, "meta": meta, "base": base, "unreadable": unreadable,
+            "sections": [(title, render_markdown(sections.get(key, ""))) for key, title in widfile.SECTIONS],
+            "reviews": reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
             "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
             "missing": [s for s in product.depends_on if s not in data.by_slug],
             "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",

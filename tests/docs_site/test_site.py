@@ -135,6 +135,23 @@ def test_a_wid_removed_from_git_leaves_the_site_at_the_next_full_build(api, memb
     assert (builder.published() / "growth/customer-churn/index.html").exists()
 
 
+def test_an_index_that_names_a_file_the_repository_lacks_still_builds_every_page(api, member, settings, tmp_path):
+    create(api, member, "customer-churn")
+    create(api, member, "web-sessions", name="Web sessions")
+    # The index was built from another repository (two checkouts sharing one database).
+    settings.WID_REPO_PATH = tmp_path / "another-repo"
+    create(api, member, "orders-core", name="Orders core")
+    settings.WID_REPO_PATH = tmp_path / "wid-repo"
+
+    result = builder.build()
+
+    assert result.kind == "full"
+    orphan = content(page("orders-core"))
+    assert "Orders core" in orphan and "could not be read from the repository" in orphan
+    assert "rebuild_index" in orphan and "Predict churn so retention can act." in orphan  # the index's copy
+    assert "could not be read" not in content(page("web-sessions"))
+
+
 class _Markup(HTMLParser):
     """Collects what a browser would run or load: event handlers, scripts of their own, frames,
     images and script links; the theme's own scripts (`src=` files and its `base_url` line) aside."""
