@@ -6,6 +6,7 @@ rules) serve the form and the API, and their field errors are mapped back onto t
 from django import forms
 
 from onboarding import widfile
+from onboarding.validation import clean_wid_input
 from portal.errors import InvalidInput
 
 SECTION_HELP = {
@@ -107,8 +108,6 @@ class WidForm(forms.Form):
     def check_with_service_rules(self) -> None:
         """On a form that is already invalid, also report what the services' rules (ADR 0004) say
         about the other fields, so that one round shows every problem. Saves nothing."""
-        from onboarding.validation import clean_wid_input
-
         try:
             clean_wid_input(self.to_input())
         except InvalidInput as exc:
@@ -132,26 +131,6 @@ class WidForm(forms.Form):
                 continue  # the form's own message for it is already there
             for message in messages:
                 self.add_error(field if field in self.fields else None, message)
-
-    def full_clean(self):
-        super().full_clean()
-        self.describe_errors()
-
-    def add_error(self, field, error):
-        super().add_error(field, error)
-        self.describe_errors()
-
-    def describe_errors(self) -> None:
-        """Tie each field to its error message for screen readers: aria-invalid, aria-describedby
-        (its help text first, as Django does without errors). The ids are those of _field.html."""
-        for name in getattr(self, "_errors", None) or {}:
-            if name not in self.fields:
-                continue
-            bound = self[name]
-            ids = [f"{bound.auto_id}_helptext"] if self.fields[name].help_text else []
-            attrs = self.fields[name].widget.attrs
-            attrs["aria-describedby"] = " ".join([*ids, f"{bound.auto_id}_errors"])
-            attrs["aria-invalid"] = "true"
 
 
 class CommentForm(forms.Form):

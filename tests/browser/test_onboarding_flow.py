@@ -160,18 +160,18 @@ def test_bad_input_shows_each_error_next_to_its_field_keeps_what_was_typed_and_s
     for field_id, message in (("id_slug", "lowercase letters"), ("id_domain", "required"),
                               ("id_contacts_business_email", "valid email")):
         box = page.locator(f"#{field_id}")
-        errors = page.locator(f"#{field_id}_errors")
+        errors = page.locator(f"#{field_id}_error")
         expect(errors).to_be_visible()
         expect(errors).to_contain_text(re.compile(message, re.I))
         # Next to its field (same wrapper) and announced with it (aria-describedby, aria-invalid).
         assert errors.evaluate("(e, f) => e.parentElement === f.parentElement", box.element_handle())
-        assert f"{field_id}_errors" in (box.get_attribute("aria-describedby") or "").split()
+        assert f"{field_id}_error" in (box.get_attribute("aria-describedby") or "").split()
         assert box.get_attribute("aria-invalid") == "true"
     expect(field(page, "Name")).to_have_value("Kept name")
     expect(field(page, "Slug")).to_have_value("Bad Slug!")
     expect(field(page, "Architecture")).to_have_value("Kept **architecture**.")
     expect(field(page, "Business contact: e-mail")).to_have_value("not-an-email")
-    expect(page.locator("#id_name_errors")).to_have_count(0)  # a good field carries no error
+    expect(page.locator("#id_name_error")).to_have_count(0)  # a good field carries no error
     assert not Product.objects.exists()
     assert _commits(settings.WID_REPO_PATH) == 0
     screenshot(page, "form-errors")

@@ -172,7 +172,7 @@ def test_bad_input_re_renders_with_400_and_the_error_next_to_its_field(signed_in
     other_fields = {name for name in form.errors if name != field}
     assert not other_fields, form.errors
     html = response.content.decode()
-    assert f'id="id_{field}_errors"' in html
+    assert f'id="id_{field}_error"' in html
     assert "nothing was saved" in html
     # what was typed is kept
     assert form[field].value() == value
@@ -191,7 +191,7 @@ def test_the_business_email_error_is_shown_in_that_fields_own_errors(signed_in, 
     assert form["contacts_business_email"].errors == ["Enter a valid email address."]
     assert form["contacts_technical_email"].errors == []
     html = response.content.decode()
-    field_html = html.split('id="id_contacts_business_email_errors"', 1)[1].split("</span>", 1)[0]
+    field_html = html.split('id="id_contacts_business_email_error"', 1)[1].split("</span>", 1)[0]
     assert "Enter a valid email address." in field_html
     assert 'value="maria-at-example"' in html
 
