@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 PORTAL_BASE_URL ?= http://127.0.0.1:$(PORT)
 export PORT PORTAL_BASE_URL
+# Every process defaults to production settings; these targets (and the Procfile) are development.
+DEV := DJANGO_SETTINGS_MODULE=portal.settings.dev
 
 .PHONY: run test install services browser migrate demo bench bench-provisioning bench-site bench-pages clean
 
@@ -18,21 +20,22 @@ install: $(STAMP)
 
 services: install
 	@$(PY) scripts/services.py
-	@$(PY) manage.py terraform_setup
+	@$(DEV) $(PY) manage.py terraform_setup
 
 # Debian's Chromium for the browser tests (tests/browser), installed with apt-get when missing.
 browser: install
 	@command -v chromium >/dev/null || $(PY) scripts/services.py --chromium
 
 migrate: services
-	$(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py migrate --noinput
 
 demo: migrate
-	$(PY) manage.py load_demo
+	$(DEV) $(PY) manage.py load_demo
 
 run: demo
 	@mkdir -p var
 	@echo "Portal on http://127.0.0.1:$(PORT)/ (sign-ins in README.md); Ctrl-C stops everything."
+	@echo "A process that exits is started again (scripts/supervise.py)."
 	$(VENV)/bin/honcho start --port $(PORT)
 
 test: services browser

@@ -3,16 +3,37 @@
 django-environ raises ImproperlyConfigured on a missing or malformed value, so a bad
 deployment fails at start instead of half-working.
 """
+import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-key-change-me")
+
+def secret(name: str, default: str | None = None) -> str:
+    """A secret from the file named by NAME_FILE (Docker secrets, systemd credentials) or from NAME.
+
+    Never from a command line: every user of the machine can read a process's arguments.
+    """
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        if name in os.environ:
+            raise ImproperlyConfigured(f"Set {name} or {name}_FILE, not both")
+        try:
+            return Path(path).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE names {path}, which cannot be read ({exc.strerror})") from None
+    if name not in os.environ and default is None:
+        raise ImproperlyConfigured(f"Set {name} (or {name}_FILE, a file holding it)")
+    return env.str(name, default=default)
+
+
+SECRET_KEY = secret("SECRET_KEY", default="insecure-dev-key-change-me")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
@@ -61,7 +82,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal")}
+DATABASES = {"default": env.db_url_config(secret("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal"))}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Connections are kept between requests (opening one costs more than most pages' queries) and
 # checked before reuse, so a restarted PostgreSQL costs one failed check, not an error page.
@@ -69,10 +90,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL = secret("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Shared by every web process: the dashboard's figures and the pages' rendered rows (portal/pagecache.py).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                      "LOCATION": env.str("CACHE_URL", default=REDIS_URL),
+                      "LOCATION": secret("CACHE_URL", default=REDIS_URL),
                       # Portals sharing a Redis (a demo and a test run) never share entries.
                       "KEY_PREFIX": f"portal:{DATABASES['default']['NAME']}"}}
 # Longest life of a cached fragment; entries are keyed by a fingerprint of their data, so a change
@@ -111,6 +132,16 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Data platform portal <portal@localhost>")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# Unhandled errors are e-mailed to these addresses (with DEBUG off), through the filter below.
+ADMINS = [("", address) for address in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Error reports (the debug page, those e-mails) mask passwords inside URLs and secret-named locals too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.error_reports.SecretScrubbingFilter"
 
 # --- REST framework --------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -193,7 +224,7 @@ TERRAFORM_TEMPLATES = BASE_DIR / "terraform_templates"
 # Rendered working directories, one per product; disposable (re-rendered before every job).
 TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "tf-work")))
 TERRAFORM_LOCK_TIMEOUT = env.str("TERRAFORM_LOCK_TIMEOUT", default="60s")
-TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate")
+TF_STATE_DATABASE_URL = secret("TF_STATE_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/portal_tfstate")
 # scripts/services.py records the port it gave this checkout's warehouse (5433 unless taken).
 _recorded_port = BASE_DIR / "var" / "warehouse" / "port"
 WAREHOUSE_PORT = env.int("WAREHOUSE_PORT", default=int(_recorded_port.read_text()) if _recorded_port.exists() else 5433)
@@ -219,7 +250,7 @@ CELERY_BEAT_SCHEDULE["check-drift"] = {
 # Submit, decisions, finished jobs and drift POSTed as JSON, signed with HMAC-SHA256 of the secret
 # (README, "Outgoing webhook"). Empty URL: no webhook. A URL without a secret fails the checks.
 NOTIFY_WEBHOOK_URL = env.str("NOTIFY_WEBHOOK_URL", default="")
-NOTIFY_WEBHOOK_SECRET = env.str("NOTIFY_WEBHOOK_SECRET", default="")
+NOTIFY_WEBHOOK_SECRET = secret("NOTIFY_WEBHOOK_SECRET", default="")
 NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)
 # Attempts before a delivery is given up; the waits double from the base, at most an hour apart
 # (12 attempts with a 10 s base: retried for about 6 hours).
