@@ -46,6 +46,7 @@ ENV = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "SESSION_COOKIE_SECURE": "false",
     "CSRF_COOKIE_SECURE": "false",
+    "SECURE_SSL_REDIRECT": "false",
     "DEBUG": "false",
     "LOG_LEVEL": "WARNING",
     "WID_REPO_PATH": str(WORKDIR / "wid-repo"),
