@@ -18,8 +18,10 @@ from onboarding import selectors, signals, widfile
 from onboarding.models import Membership, Product, ReviewEvent, Team
 from onboarding.validation import clean_wid_input, merge_input
 from onboarding.widfile import ReviewEntry, WidDocument
-from onboarding.widrepo import Author, CommitInfo, GitError, RepositoryBusy, get_repository
+from onboarding.widrepo import (Author, CommitInfo, GitError, PushRejected, RepositoryBusy, RepositoryMissing,
+                                get_repository)
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, Unavailable
+from portal.work import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +151,22 @@ def document_as_input(doc: WidDocument) -> dict:
     return data
 
 
+class _IndexBehind(Exception):
+    """The index row of a WID disagrees with git (a save pushed but its database commit failed)."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+
+
 def _read_current(product: Product) -> WidDocument:
     text = get_repository().read(product.path)
     if text is None:
         raise Conflict(f"{product.path} is missing from the WID repository; run rebuild_index.")
-    return widfile.parse(text)
+    doc = widfile.parse(text)
+    if doc.meta["version"] != product.version:
+        raise _IndexBehind(product.path)
+    return doc
 
 
 def _locked_product(slug: str) -> Product:
@@ -165,43 +178,80 @@ def _locked_product(slug: str) -> Product:
 
 @contextmanager
 def _write_lock(repo):
-    """Hold the repository's write lock; if the save fails after committing to git (the index
-    or a domain-event receiver raised, the transaction did not commit), take the commits back."""
+    """Hold the deployment's write lock around the caller's transaction.
+
+    Under it, a shared deployment's copy first takes the remote's tip, and a save pushes before
+    its transaction commits (other machines read the remote). The commits are taken back only
+    when the transaction did not commit and nothing was pushed: a callback that raises after the
+    commit (the on_commit mark below runs first) leaves git as the index knows it.
+    """
     try:
         with repo.locked():
+            repo.sync()
             start = repo.head()
+            outcome = {"committed": False, "pushed": False}
             try:
-                yield
+                with transaction.atomic():
+                    transaction.on_commit(partial(outcome.__setitem__, "committed", True))
+                    yield
+                    if repo.shared and repo.head() != start:
+                        repo.push()
+                        outcome["pushed"] = True
+            except _IndexBehind as behind:
+                repo.rewind(start)
+                with transaction.atomic():
+                    _reindex([behind.path])
+                raise Conflict("The index was behind the WID repository and has been brought up to date: "
+                               "reload the WID and apply your change again.") from None
             except BaseException:
-                try:
-                    repo.rewind(start)
-                except GitError:
-                    logger.exception("could not take back the commits after %s", start)
+                if not (outcome["committed"] or outcome["pushed"]):
+                    try:
+                        repo.rewind(start)
+                    except GitError:
+                        logger.exception("could not take back the commits after %s", start)
                 raise
     except RepositoryBusy as exc:
         raise Unavailable("The WID repository is busy; nothing was saved. Try again in a moment.") from exc
+    except GitError as exc:
+        logger.error("WID repository unavailable: %s", exc)
+        detail = str(exc) if isinstance(exc, RepositoryMissing) else "it could not reach its remote or its files"
+        raise Unavailable(f"The WID repository cannot take changes now ({detail}); nothing was saved.") from exc
 
 
 def _commit(doc: WidDocument, *, author: Author, message: str) -> Product:
     """Commit the file, then index it (inside the caller's lock and transaction)."""
+    repo = get_repository()
     try:
-        info = get_repository().commit_file(doc.path, widfile.render(doc), author=author, message=message)
+        info = repo.commit_file(doc.path, widfile.render(doc), author=author, message=message)
     except GitError as exc:
         logger.exception("commit of %s failed", doc.path)
         raise Unavailable("The WID repository could not record the change; nothing was saved. Try again.") from exc
     product, created = index_document(doc, head=info)
-    transaction.on_commit(_push_soon)
+    if repo.remote and not repo.shared:
+        dispatch.after_commit("onboarding.tasks.push_wid_repo")
     signals.wid_saved.send(sender=Product, product=product, created=created)
     return product
 
 
-def _push_soon() -> None:
-    from django.conf import settings
-
-    if settings.WID_REPO_REMOTE:
-        from onboarding.tasks import push_wid_repo
-
-        push_wid_repo.delay()
+def wid_repo_push() -> str:
+    """Push the local commits to WID_REPO_REMOTE. A push the remote refuses (another machine or
+    person pushed) is fetched, the local commits replayed onto the remote's tip, re-indexed, and
+    pushed again. A shared deployment's saves push themselves."""
+    repo = get_repository()
+    if not repo.remote or repo.shared:
+        return ""
+    # Read the tip under the lock: a save that fails takes its commit back before releasing it.
+    with repo.locked():
+        tip = repo.head()
+    try:
+        return repo.push(tip)
+    except PushRejected as exc:
+        logger.warning("%s; replaying the local commits onto the remote's tip", exc)
+    with repo.locked():
+        with transaction.atomic():
+            old, new, paths = repo.replay_onto_remote()
+            _reindex(paths)
+        return repo.push(new)
 
 
 def wid_create(*, user, data: dict) -> Product:
@@ -411,6 +461,39 @@ def _drop_products_missing_from_git(slugs: set[str]) -> None:
             logger.warning("%s is not in the WID repository but other records refer to it; kept", product.slug)
 
 
+def _reindex(paths: list[str]) -> None:
+    """Index the given files as HEAD has them (rows whose file is gone leave, if nothing needs them)."""
+    repo = get_repository()
+    for path in paths:
+        if not (path.startswith("wids/") and path.endswith(".md")):
+            continue
+        text = repo.read(path)
+        if text is None:
+            _drop_products_missing_from_git(set(Product.objects.exclude(path=path).values_list("slug", flat=True)))
+        else:
+            index_document(widfile.parse(text), head=repo.history(path)[0])
+
+
+def _documents(repo, *, differences: list[str] | None = None) -> list[WidDocument]:
+    """Every WID at HEAD. A file that cannot be read or declares another path raises, or, with
+    `differences`, is reported there and skipped."""
+    documents = []
+    for path, text in sorted(repo.read_all("wids").items()):
+        if not path.endswith(".md"):
+            continue
+        try:
+            doc = widfile.parse(text)
+            if doc.path != path:
+                raise widfile.WidFormatError(f"{path} declares the path {doc.path}")
+        except widfile.WidFormatError as exc:
+            if differences is None:
+                raise
+            differences.append(f"{path}: cannot be read from git: {exc}")
+            continue
+        documents.append(doc)
+    return documents
+
+
 def index_rebuild() -> int:
     """Recreate products and review events from the WID repository; teams and users stay.
 
@@ -420,13 +503,7 @@ def index_rebuild() -> int:
     repo = get_repository()
     with _write_lock(repo), transaction.atomic():
         spans = repo.file_spans("wids")
-        documents = []
-        for path in repo.tracked_files("wids"):
-            if path.endswith(".md"):
-                doc = widfile.parse(repo.read(path))
-                if doc.path != path:
-                    raise widfile.WidFormatError(f"{path} declares the path {doc.path}")
-                documents.append(doc)
+        documents = _documents(repo)
         teams = {t.slug: t for t in Team.objects.all()}
         missing_teams = {d.meta["team"] for d in documents} - set(teams)
         for team in Team.objects.bulk_create([Team(slug=s, name=s) for s in sorted(missing_teams)]):
@@ -454,3 +531,56 @@ def index_rebuild() -> int:
             [row for doc in documents for row in _review_rows(products[doc.slug], doc.reviews)], batch_size=1000
         )
         return len(documents)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _index_differences() -> list[str]:
+    repo = get_repository()
+    differences: list[str] = []
+    documents = {doc.slug: doc for doc in _documents(repo, differences=differences)}
+    spans = repo.file_spans("wids")
+    products = {p.slug: p for p in Product.objects.select_related("team")}
+    events: dict[int, list[tuple]] = {}
+    for e in ReviewEvent.objects.order_by("product_id", "position"):
+        events.setdefault(e.product_id, []).append((e.position, e.action, e.actor, e.actor_name, e.comment, e.at))
+    for slug in sorted(documents.keys() - products.keys()):
+        differences.append(f"{slug}: in git ({documents[slug].path}), missing from the index")
+    for slug in sorted(products.keys() - documents.keys()):
+        differences.append(f"{slug}: in the index, missing from git ({products[slug].path})")
+    for slug in sorted(documents.keys() & products.keys()):
+        doc, product = documents[slug], products[slug]
+        first, latest = spans[doc.path]
+        expected = {**_index_fields(doc, head=latest, team=None), "team": doc.meta["team"], "created_at": first.date}
+        actual = {name: getattr(product, name) for name in expected}
+        actual["team"] = product.team.slug
+        for name, value in expected.items():
+            if actual[name] != value:
+                differences.append(f"{slug}: {name} is {_shown(value)} in git, {_shown(actual[name])} in the index")
+        in_git = [(i, *astuple) for i, astuple in enumerate(
+            ((r.action, r.actor, r.actor_name, r.comment, r.at) for r in doc.reviews), start=1)]
+        in_index = events.get(product.id, [])
+        if in_git != in_index:
+            differing = sorted({row[0] for row in set(in_git) ^ set(in_index)})
+            differences.append(f"{slug}: review events differ at positions {differing} "
+                               f"({len(in_git)} in git, {len(in_index)} in the index)")
+    return differences
+
+
+def index_check() -> list[str]:
+    """Every difference between the WID repository and the index, changing nothing.
+
+    Read first without the lock; what differs is read again under it (and, in a shared
+    deployment, after taking the remote's tip), since a save may have been between its git
+    commit and its database commit at the first reading.
+    """
+    differences = _index_differences()
+    if differences:
+        repo = get_repository()
+        with repo.locked():
+            repo.sync()
+            differences = _index_differences()
+    return differences

@@ -7,7 +7,8 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
 from onboarding.models import ReviewEvent
-from onboarding.widrepo import GitError, get_repository
+from onboarding import services
+from onboarding.widrepo import GitError
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +39,22 @@ def push_wid_repo(self) -> str:
     """Push the WID repository to WID_REPO_REMOTE; retried with back-off while it is unreachable.
 
     A push sends every commit not yet on the remote, so a failed push loses nothing: the next
-    one (or the periodic one from beat) carries it.
+    one (or the periodic one from beat) carries it. A refused push is replayed onto the remote's
+    tip by the service; only a replay that needs a person (both sides changed one WID) stops here.
     """
-    repo = get_repository()
-    if not repo.remote:
-        return "no remote"
     try:
-        repo.push()
+        return services.wid_repo_push()
     except GitError as exc:
         if exc.permanent:
-            logger.error("push refused, not retrying: %s", exc)
+            logger.error("push to the WID remote needs a person, not retrying: %s", exc)
             raise
         raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 300)) from exc
-    return repo.head()
+
+
+@shared_task
+def check_index() -> int:
+    """Log every difference between the WID repository and the index (beat runs it periodically)."""
+    differences = services.index_check()
+    for line in differences:
+        logger.error("index check: %s", line)
+    return len(differences)

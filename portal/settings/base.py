@@ -122,6 +122,15 @@ WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
 WID_REPO_BRANCH = env.str("WID_REPO_BRANCH", default="main")
 # Seconds a save waits for another process's commit before answering "busy".
 WID_REPO_LOCK_TIMEOUT = env.float("WID_REPO_LOCK_TIMEOUT", default=30.0)
+# Several machines, each with its own working copy, sharing PostgreSQL and WID_REPO_REMOTE (README,
+# "Several machines"): every save fetches the remote first and pushes before it is accepted.
+WID_REPO_SHARED = env.bool("WID_REPO_SHARED", default=False)
+if WID_REPO_SHARED and not WID_REPO_REMOTE:
+    raise ImproperlyConfigured("WID_REPO_SHARED=true needs WID_REPO_REMOTE: the machines share their WIDs through it")
+# Names the deployment's write lock in PostgreSQL; by default the remote's URL (or the local path).
+DEPLOYMENT_NAME = env.str("DEPLOYMENT_NAME", default="")
+# Seconds a fetch, push or clone may take before it is ended and counted as a failure.
+WID_REPO_NETWORK_TIMEOUT = env.float("WID_REPO_NETWORK_TIMEOUT", default=60.0)
 # Largest accepted Markdown body of one WID section, in bytes.
 WID_SECTION_MAX_BYTES = env.int("WID_SECTION_MAX_BYTES", default=256 * 1024)
 # Requests well above one WID's limits are refused before parsing.
@@ -184,6 +193,11 @@ CELERY_BEAT_SCHEDULE = {
     "push-wid-repo": {
         "task": "onboarding.tasks.push_wid_repo",
         "schedule": env.float("WID_PUSH_INTERVAL", default=300.0),
+    },
+    # Differences between git and the index, logged (`rebuild_index --check` prints them).
+    "check-index": {
+        "task": "onboarding.tasks.check_index",
+        "schedule": env.float("INDEX_CHECK_INTERVAL", default=600.0),
     },
 }
 

@@ -1,6 +1,7 @@
 """The git adapter: failures leave nothing behind; the repository is created on first use."""
 import subprocess
 
+import git
 import pytest
 from django.test import override_settings
 
@@ -22,18 +23,25 @@ def test_the_repository_is_created_on_first_use_with_one_commit(wid_repo):
     assert int(repo.repo.git.rev_list("--count", "HEAD")) == 1
 
 
-def test_a_failing_git_commit_answers_503_and_changes_nothing(api, member):
+@pytest.fixture
+def break_commits(tmp_path, monkeypatch):
+    """`break_commits()`: from then on git itself fails at the last step of a commit (the branch
+    cannot move), after the file, the object and the index were written."""
+    wrapper = tmp_path / "git-failing-update-ref"
+    wrapper.write_text('#!/bin/sh\ncase " $* " in *" update-ref "*) echo "fatal: injected" >&2; exit 128;; esac\n'
+                       'exec git "$@"\n')
+    wrapper.chmod(0o755)
+    return lambda: monkeypatch.setattr(git.Git, "GIT_PYTHON_GIT_EXECUTABLE", str(wrapper))
+
+
+def test_a_failing_git_commit_answers_503_and_changes_nothing(api, member, break_commits):
     api(member).post("/api/v1/products/", wid_payload(), format="json")
     repo = get_repository()
     head = repo.head()
     before = (repo.path / "wids/growth/customer-churn.md").read_text()
-    lock = repo.path / ".git" / "index.lock"
-    lock.write_text("held by a crashed git process")  # git refuses to touch the index while this exists
-    try:
-        response = api(member).patch("/api/v1/products/customer-churn/", {"version": 1, "name": "Changed"},
-                                     format="json")
-    finally:
-        lock.unlink()
+    break_commits()
+
+    response = api(member).patch("/api/v1/products/customer-churn/", {"version": 1, "name": "Changed"}, format="json")
 
     assert response.status_code == 503
     assert repo.head() == head
@@ -43,15 +51,12 @@ def test_a_failing_git_commit_answers_503_and_changes_nothing(api, member):
     assert status.stdout == ""
 
 
-def test_a_failing_first_commit_leaves_no_file_and_no_row(api, member):
+def test_a_failing_first_commit_leaves_no_file_and_no_row(api, member, break_commits):
     repo = get_repository()
     head = repo.head()
-    lock = repo.path / ".git" / "index.lock"
-    lock.write_text("")
-    try:
-        response = api(member).post("/api/v1/products/", wid_payload(), format="json")
-    finally:
-        lock.unlink()
+    break_commits()
+
+    response = api(member).post("/api/v1/products/", wid_payload(), format="json")
 
     assert response.status_code == 503
     assert repo.head() == head
