@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -11,10 +11,11 @@ from rest_framework.views import APIView
 from onboarding import selectors, services
 from onboarding.models import Membership, Product
 from onboarding.validation import (
-    ContactsSerializer, OutputSerializer, PersonSerializer, SectionsSerializer, WidInputSerializer,
+    ContactsSerializer, LineField, OutputSerializer, PersonSerializer, SectionsSerializer, SlugField, TextField,
+    WidInputSerializer, unknown_keys,
 )
 from portal import pagecache
-from portal.errors import InvalidInput
+from portal.errors import InvalidInput, flatten_errors
 
 
 # --- serializers for output -----------------------------------------------------------------
@@ -90,7 +91,44 @@ class WidUpdateInput(WidInputSerializer):
     version = serializers.IntegerField(min_value=1)
 
 
-CommentInput = inline_serializer("CommentInput", {"comment": serializers.CharField(required=False)})
+class ErrorOutput(serializers.Serializer):
+    detail = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+def errors(*codes: int) -> dict:
+    """The error answers an operation declares, all in the one shape portal/errors.py gives them."""
+    return {code: OpenApiResponse(ErrorOutput) for code in codes}
+
+
+# What a GET of a product returns but a write does not set: accepted back unchanged, so that a
+# client can GET, edit and PATCH the whole object.
+READ_ONLY_KEYS = frozenset(ProductDetailOutput().fields) - frozenset(WidUpdateInput().fields)
+
+
+class CommentInput(serializers.Serializer):
+    comment = TextField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+
+    def validate_comment(self, value):
+        return value or ""
+
+
+def json_object(request, serializer: serializers.Serializer, *, also_known=frozenset()) -> dict:
+    """The request's body: an object, with no key `serializer` does not know (400 naming each)."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise InvalidInput("Send a JSON object.", errors={"body": ["Send a JSON object."]})
+    unknown = unknown_keys(data, serializer, also_known=also_known)
+    if unknown:
+        raise InvalidInput(errors=unknown)
+    return data
+
+
+def validated(request, serializer_class: type[serializers.Serializer]) -> dict:
+    serializer = serializer_class(data=json_object(request, serializer_class()))
+    if not serializer.is_valid():
+        raise InvalidInput(errors=flatten_errors(serializer.errors))
+    return serializer.validated_data
 
 
 def _product_response(product: Product, code=status.HTTP_200_OK) -> Response:
@@ -100,12 +138,12 @@ def _product_response(product: Product, code=status.HTTP_200_OK) -> Response:
 
 # --- teams --------------------------------------------------------------------------------------
 class TeamInput(serializers.Serializer):
-    slug = serializers.CharField()
-    name = serializers.CharField()
+    slug = SlugField()
+    name = LineField(max_length=200)
 
 
 class MemberInput(serializers.Serializer):
-    username = serializers.CharField()
+    username = LineField(max_length=150)
     role = serializers.ChoiceField(choices=Membership.Role.values, default=Membership.Role.MEMBER)
 
 
@@ -115,10 +153,10 @@ class TeamListApi(APIView):
     def get(self, request):
         return Response(TeamOutput(selectors.team_list(), many=True).data)
 
-    @extend_schema(request=TeamInput, responses={201: TeamDetailOutput})
+    @extend_schema(request={"application/json": TeamInput}, responses={201: TeamDetailOutput, **errors(400)})
     def post(self, request):
-        data = request.data
-        team = services.team_create(user=request.user, slug=str(data.get("slug", "")), name=str(data.get("name", "")))
+        data = validated(request, TeamInput)
+        team = services.team_create(user=request.user, slug=data["slug"], name=data["name"])
         return Response(TeamDetailOutput(team).data, status=status.HTTP_201_CREATED)
 
 
@@ -134,12 +172,11 @@ class TeamMemberListApi(APIView):
     def get(self, request, slug):
         return Response(MemberOutput(selectors.team_memberships(selectors.team_get(slug)), many=True).data)
 
-    @extend_schema(request=MemberInput, responses={201: MemberOutput})
+    @extend_schema(request={"application/json": MemberInput},
+                   responses={201: MemberOutput, **errors(400, 403, 404, 409)})
     def post(self, request, slug):
         team = selectors.team_get(slug)
-        serializer = MemberInput(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        membership = services.team_member_add(actor=request.user, team=team, **serializer.validated_data)
+        membership = services.team_member_add(actor=request.user, team=team, **validated(request, MemberInput))
         return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
@@ -172,9 +209,15 @@ class ProductListApi(APIView):
             cache.set(key, response.data, settings.PAGE_CACHE_SECONDS)
         return response
 
-    @extend_schema(request=WidInputSerializer, responses={201: ProductDetailOutput})
+    @extend_schema(request={"application/json": WidInputSerializer},
+                   responses={201: ProductDetailOutput, **errors(400, 403, 503)})
     def post(self, request):
-        product = services.wid_create(user=request.user, data=request.data)
+        data = request.data
+        unknown = unknown_keys(data, WidInputSerializer()) if isinstance(data, dict) else {}
+        if unknown:  # with every other bad field named too, in one answer
+            checked = WidInputSerializer(data=data)
+            raise InvalidInput(errors={**({} if checked.is_valid() else flatten_errors(checked.errors)), **unknown})
+        product = services.wid_create(user=request.user, data=data)
         return _product_response(product, status.HTTP_201_CREATED)
 
 
@@ -183,11 +226,22 @@ class ProductDetailApi(APIView):
     def get(self, request, slug):
         return _product_response(selectors.product_get(slug))
 
-    @extend_schema(request=WidUpdateInput, responses={200: ProductDetailOutput})
+    @extend_schema(request={"application/json": WidUpdateInput},
+                   responses={200: ProductDetailOutput, **errors(400, 403, 404, 409, 503)},
+                   description="Send the `version` you read and the fields to change; the keys a GET returns "
+                               "and a write does not set may be sent back unchanged.")
     def patch(self, request, slug):
-        if not isinstance(request.data, dict):
-            raise InvalidInput("Send a JSON object.")
-        product = services.wid_update(user=request.user, slug=slug, data=dict(request.data))
+        data = dict(json_object(request, WidUpdateInput(), also_known=READ_ONLY_KEYS))
+        sent_back = {key: data.pop(key) for key in READ_ONLY_KEYS & set(data)}
+        if sent_back:
+            product = Product.objects.select_related("team").prefetch_related("review_events").get(
+                pk=selectors.product_get(slug).pk)
+            current = ProductDetailOutput(product).data
+            changed = {key: ["Set by the portal: send it unchanged or leave it out."]
+                       for key, value in sent_back.items() if value != current[key]}
+            if changed:
+                raise InvalidInput(errors=changed)
+        product = services.wid_update(user=request.user, slug=slug, data=data)
         return _product_response(product)
 
 
@@ -206,10 +260,10 @@ class ProductHistoryApi(APIView):
 
 def _lifecycle_api(service, doc: str):
     class LifecycleApi(APIView):
-        @extend_schema(request=CommentInput, responses={200: ProductDetailOutput}, description=doc)
+        @extend_schema(request={"application/json": CommentInput},
+                       responses={200: ProductDetailOutput, **errors(400, 403, 404, 409, 503)}, description=doc)
         def post(self, request, slug):
-            comment = request.data.get("comment", "") if isinstance(request.data, dict) else ""
-            product = service(user=request.user, slug=slug, comment=str(comment or ""))
+            product = service(user=request.user, slug=slug, comment=validated(request, CommentInput).get("comment", ""))
             return _product_response(product)
 
     LifecycleApi.__name__ = LifecycleApi.__qualname__ = f"{service.__name__.title().replace('_', '')}Api"

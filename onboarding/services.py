@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 
 from onboarding import selectors, signals, widfile
 from onboarding.models import Membership, Product, ReviewEvent, Team
-from onboarding.validation import clean_wid_input, merge_input
+from onboarding.validation import clean_text, clean_wid_input, merge_input, one_line, refuse_unstorable
 from onboarding.widfile import ReviewEntry, WidDocument
 from onboarding.widrepo import (Author, CommitInfo, GitError, PushRejected, RepositoryBusy, RepositoryMissing,
                                 get_repository)
@@ -304,7 +305,13 @@ def _a_status(status: str) -> str:
 
 
 def _clean_comment(comment: str | None, *, required: bool) -> str:
-    text = "\n".join(line.rstrip() for line in (comment or "").replace("\r\n", "\n").split("\n")).strip("\n")
+    """The documented clean-up (README, "Hostile input"): line endings to \\n, blank lines at the
+    ends dropped, and, since the review log is a quote, the spaces at each line's end."""
+    try:
+        refuse_unstorable(comment or "")
+    except DjangoValidationError as exc:
+        raise InvalidInput.on("comment", exc.messages[0]) from None
+    text = clean_text("\n".join(line.rstrip() for line in clean_text(comment or "").split("\n")))
     if required and not text.strip():
         raise InvalidInput.on("comment", "Say why: the team reads this comment.")
     if len(text) > COMMENT_MAX_LENGTH:
@@ -323,8 +330,8 @@ def _transition(product: Product, current: WidDocument, action: str, *, actor, c
     )
     meta = {**current.meta, "status": new_status, "version": current.meta["version"] + 1}
     doc = WidDocument(meta=meta, sections=current.sections, reviews=[*current.reviews, entry])
-    first_line = comment.split("\n", 1)[0]
-    message = f"{verb} {product.slug}" + (f": {first_line[:100]}" if first_line else "")
+    first_line = one_line(comment.split("\n", 1)[0], 100)  # git log's own separators never reach a subject
+    message = f"{verb} {product.slug}" + (f": {first_line}" if first_line else "")
     product = _commit(doc, author=user_author(actor) if actor else POLICY_AUTHOR, message=message)
     signal.send(sender=Product, product=product, actor=actor)
     transaction.on_commit(partial(_notify_soon, product.id, len(doc.reviews)))

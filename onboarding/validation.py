@@ -3,14 +3,95 @@
 A DRF serializer describes them once: the API uses it for its OpenAPI schema, and the services
 run it on every input, whichever door the input came through.
 """
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from onboarding import widfile
 from portal.errors import InvalidInput, flatten_errors
 
 
-class SlugField(serializers.RegexField):
+# What a single line of text never holds: C0 and C1 controls (DEL too), Unicode's line and paragraph
+# separators, and the bidirectional controls that make text show in another order than it is stored.
+_NOT_IN_A_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What no text holds: PostgreSQL refuses NUL, and a lone surrogate has no UTF-8 form.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def refuse_control_characters(value: str) -> None:
+    """A validator for single-line fields (Django forms and DRF alike)."""
+    match = _NOT_IN_A_LINE.search(value)
+    if match:
+        raise DjangoValidationError(
+            f"Remove the control character U+{ord(match.group()):04X}: this field is one line of plain text."
+        )
+
+
+def refuse_unstorable(value: str) -> None:
+    """A validator for multi-line text, which keeps every other character."""
+    match = _UNSTORABLE.search(value)
+    if match:
+        raise DjangoValidationError(f"The character U+{ord(match.group()):04X} cannot be stored; remove it.")
+
+
+def clean_text(text: str) -> str:
+    """The one clean-up of multi-line text (sections, comments): line endings become \\n, and
+    blank lines at the start and the end go. Everything else is kept as sent."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text made safe for a commit subject: control characters and separators become spaces."""
+    return " ".join(_NOT_IN_A_LINE.sub(" ", text).split())[:limit].rstrip()
+
+
+class StringOnly:
+    """A string field that takes strings only: DRF would turn 5 or 1.5 into "5" or "1.5"."""
+
+    def run_validation(self, data=empty):
+        if data is not empty and data is not None and not isinstance(data, str):
+            raise serializers.ValidationError("Send a string.")
+        return super().run_validation(data)
+
+
+class SingleLine(StringOnly):
+    """One line of plain text. It checks before DRF trims the value, since trimming would
+    silently drop some of these characters (U+2028 and U+001C count as whitespace)."""
+
+    def run_validation(self, data=empty):
+        if isinstance(data, str):
+            try:
+                refuse_control_characters(data)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(exc.messages) from None
+        return super().run_validation(data)
+
+
+class TextField(StringOnly, serializers.CharField):
+    pass
+
+
+class LineField(SingleLine, serializers.CharField):
+    pass
+
+
+class EmailLine(SingleLine, serializers.EmailField):
+    pass
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON's true and false only: "yes", 1 or "on" are not what a JSON client means by a flag."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class SlugField(SingleLine, serializers.RegexField):
     default_error_messages = {
         "invalid": (
             "Use 3 to 42 characters: lowercase letters, digits and hyphens, starting with a letter "
@@ -23,8 +104,8 @@ class SlugField(serializers.RegexField):
 
 
 class PersonSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    email = serializers.EmailField(max_length=254)
+    name = LineField(max_length=200)
+    email = EmailLine(max_length=254)
 
 
 class ContactsSerializer(serializers.Serializer):
@@ -32,8 +113,12 @@ class ContactsSerializer(serializers.Serializer):
     technical = PersonSerializer()
 
 
+class OutputName(SingleLine, serializers.RegexField):
+    pass
+
+
 class OutputSerializer(serializers.Serializer):
-    name = serializers.RegexField(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$", error_messages={
+    name = OutputName(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$", error_messages={
         "invalid": "Use letters, digits, '_', '.' and '-', starting with a letter (at most 100)."
     })
     kind = serializers.ChoiceField(choices=widfile.OUTPUT_KINDS)
@@ -44,7 +129,13 @@ class SectionText(serializers.CharField):
         super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
-        text = super().to_internal_value(data).replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Send a string.")
+        try:
+            refuse_unstorable(data)  # before measuring it in UTF-8, which a lone surrogate has no form in
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        text = clean_text(super().to_internal_value(data))
         if not text.strip():
             raise serializers.ValidationError("This section is required.")
         limit = settings.WID_SECTION_MAX_BYTES
@@ -69,23 +160,18 @@ class WidInputSerializer(serializers.Serializer):
     """A WID as a team writes it: its front matter fields and its sections."""
 
     slug = SlugField()
-    name = serializers.CharField(max_length=200)
+    name = LineField(max_length=200)
     domain = SlugField()
     team = SlugField()
     target = serializers.ChoiceField(choices=widfile.TARGETS)
     classification = serializers.ChoiceField(choices=widfile.CLASSIFICATIONS)
-    pii = serializers.BooleanField()
+    pii = StrictBooleanField()
     compute_tier = serializers.ChoiceField(choices=widfile.COMPUTE_TIERS)
     contacts = ContactsSerializer()
     data_custodian = PersonSerializer()
     depends_on = serializers.ListField(child=SlugField(), required=False, default=list, max_length=100)
     outputs = serializers.ListField(child=OutputSerializer(), required=False, default=list, max_length=100)
     sections = SectionsSerializer()
-
-    def validate_name(self, value):
-        if "\n" in value or "\r" in value:
-            raise serializers.ValidationError("The name must be a single line.")
-        return value.strip()
 
     def validate_depends_on(self, value):
         return list(dict.fromkeys(value))  # keep order, drop repeats
@@ -96,6 +182,28 @@ def clean_wid_input(data) -> dict:
     if not serializer.is_valid():
         raise InvalidInput(errors=flatten_errors(serializer.errors))
     return serializer.validated_data
+
+
+def unknown_keys(data, serializer: serializers.Serializer, *, also_known=frozenset()) -> dict[str, list[str]]:
+    """Every key of `data`, nested ones included, that `serializer` has no field for, as
+    `{"contacts.business.phone": [...]}`; DRF would drop them silently, and the sender would
+    never learn that a misspelt key was not saved."""
+    errors: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value, field) -> None:
+        if isinstance(field, serializers.ListSerializer | serializers.ListField):
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    walk(f"{prefix}{index}.", item, field.child)
+        elif isinstance(field, serializers.Serializer) and isinstance(value, dict):
+            for key, inner in value.items():
+                if key in field.fields:
+                    walk(f"{prefix}{key}.", inner, field.fields[key])
+                elif not (prefix == "" and key in also_known):
+                    errors[f"{prefix}{key}"] = ["Unknown field: leave it out, or check its spelling."]
+
+    walk("", data, serializer)
+    return errors
 
 
 def merge_input(current: dict, changes: dict) -> dict:

@@ -76,8 +76,9 @@ class CommitInfo:
     message: str
 
 
-_FIELD_SEP = "\x1f"
-_LOG_FORMAT = _FIELD_SEP.join(["%H", "%an", "%ae", "%aI", "%s"])
+# `git log -z` with NUL between fields: the one byte no commit message or author holds. Every
+# record starts with an empty field, which no path is, so records split cleanly even with paths.
+_LOG_FORMAT = "%x00%H%x00%an%x00%ae%x00%aI%x00%s"
 
 
 class WidRepository:
@@ -282,14 +283,25 @@ class WidRepository:
         except git.GitCommandError as exc:
             raise GitError(f"no {relpath} at {sha}", permanent=True) from exc
 
+    def _log(self, *args: str) -> list[tuple[CommitInfo, list[str]]]:
+        """(commit, paths) of `git log ARGS`, newest first; paths only with --name-only."""
+        fields = self.repo.git.log("-z", f"--format={_LOG_FORMAT}", *args).split("\0")
+        records, i = [], 0
+        while i + 5 < len(fields):
+            if fields[i]:  # not the empty field that opens a record: git's output changed shape
+                raise GitError(f"unexpected git log output near {fields[i]!r}", permanent=True)
+            sha, name, email, date, message = fields[i + 1:i + 6]
+            i += 6
+            paths = []
+            while i < len(fields) and fields[i]:
+                paths.append(fields[i].removeprefix("\n"))
+                i += 1
+            records.append((CommitInfo(sha, name, email, datetime.fromisoformat(date), message), paths))
+        return records
+
     def history(self, relpath: str) -> list[CommitInfo]:
         """Commits that changed the file, newest first."""
-        out = self.repo.git.log(f"--format={_LOG_FORMAT}", "--", relpath)
-        commits = []
-        for line in out.splitlines():
-            sha, name, email, date, message = line.split(_FIELD_SEP, 4)
-            commits.append(CommitInfo(sha, name, email, datetime.fromisoformat(date), message))
-        return commits
+        return [info for info, _ in self._log("--", relpath)]
 
     def tracked_files(self, pattern: str) -> list[str]:
         """Paths at HEAD under a directory or matching a glob (`wids/*/slug.md`)."""
@@ -303,30 +315,18 @@ class WidRepository:
 
         One `git log` over the whole history instead of one per file.
         """
-        out = self.repo.git.log(f"--format=%x1e{_LOG_FORMAT}", "--name-only", "--", prefix)
         spans: dict[str, tuple[CommitInfo, CommitInfo]] = {}
-        for record in out.split("\x1e"):
-            if not record.strip():
-                continue
-            header, *paths = record.strip("\n").split("\n")
-            sha, name, email, date, message = header.split(_FIELD_SEP, 4)
-            info = CommitInfo(sha, name, email, datetime.fromisoformat(date), message)
-            for path in filter(None, paths):
+        for info, paths in self._log("--name-only", "--", prefix):
+            for path in paths:
                 first, latest = spans.get(path, (info, info))
                 spans[path] = (info, latest)  # log runs newest first: the last seen is the first
         return spans
 
     def histories(self, prefix: str) -> dict[str, list[CommitInfo]]:
         """Every file's commits under `prefix`, newest first, from one `git log` (the site build)."""
-        out = self.repo.git.log(f"--format=%x1e{_LOG_FORMAT}", "--name-only", "--", prefix)
         commits: dict[str, list[CommitInfo]] = {}
-        for record in out.split("\x1e"):
-            if not record.strip():
-                continue
-            header, *paths = record.strip("\n").split("\n")
-            sha, name, email, date, message = header.split(_FIELD_SEP, 4)
-            info = CommitInfo(sha, name, email, datetime.fromisoformat(date), message)
-            for path in filter(None, paths):
+        for info, paths in self._log("--name-only", "--", prefix):
+            for path in paths:
                 commits.setdefault(path, []).append(info)
         return commits
 
