@@ -69,6 +69,9 @@ def production_environment(tmp_path: Path) -> dict:
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), **env,
         "REDIS_URL": settings.CELERY_BROKER_URL,
         "WID_REPO_REMOTE": "",
+        # gunicorn itself trusts X-Forwarded-Proto from 127.0.0.1; a proxy on another machine it
+        # does not, and then Django's SECURE_PROXY_SSL_HEADER must: so here gunicorn trusts nobody.
+        "FORWARDED_ALLOW_IPS": "192.0.2.1",
         "WID_SITE_AUTO_BUILD": "false",
         "CELERY_TASK_DEFAULT_QUEUE": test_queue, "WID_SITE_QUEUE": f"{test_queue}-site", "RUNS_QUEUE": f"{test_queue}-runs",
     }
