@@ -11,7 +11,8 @@ later is killed, and then this exits. Should this process itself be killed, the 
 command too (parent-death signal), so nothing outlives it.
 
 `make run` puts every Procfile line under it, so that honcho, which stops everything when one
-process exits, only ever sees a process exit after Ctrl-C (docs/adr/0011-...).
+process exits, only ever sees a process exit after Ctrl-C
+(docs/adr/0011-every-make-run-process-supervised.md).
 """
 import argparse
 import ctypes
