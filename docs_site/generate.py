@@ -21,6 +21,7 @@ from docs_site import lineage
 from onboarding import widfile
 from onboarding.models import Product
 from onboarding.rendering import render_markdown
+from onboarding.validation import markdown_too_costly
 from onboarding.widrepo import CommitInfo, get_repository
 from provisioning.selectors import status_summaries
 
@@ -190,38 +191,70 @@ def wid_fingerprint(data: SiteData, product) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+# C0 controls other than tab and newline are not allowed in HTML and Python-Markdown uses two of
+# them (STX, ETX) as its own placeholders: in a page's source they become their visible pictures.
+_CONTROLS = {code: 0x2400 + code for code in range(0x20) if code not in (0x09, 0x0A)}
+
+
 def wid_pages(data: SiteData, slugs, histories: dict[str, list[CommitInfo]] | None = None) -> dict[str, str]:
+    """A page per WID. One that cannot be rendered becomes a page that says so: it never takes
+    the rest of the site down."""
     repo = get_repository()
     pages = {}
     for slug in slugs:
         product = data.by_slug[slug]
-        path = wid_page(product)
-        base = base_of(path)
         try:
-            doc = widfile.parse(repo.read(product.path) or "")
-            meta, sections, reviews, unreadable = doc.meta, doc.sections, doc.reviews, ""
-        except widfile.WidFormatError as exc:
-            # The index names a file this repository lacks or cannot read (an index built from
-            # another repository): the page shows what the index holds, and says so.
-            logger.warning("WID site: %s: %s; its page shows the index's copy", product.path, exc)
-            meta = {"contacts": product.contacts, "data_custodian": product.data_custodian, "outputs": product.outputs}
-            sections, reviews, unreadable = product.sections, [], f"{product.path}: {exc}"
-        history = histories.get(product.path, []) if histories is not None else repo.history(product.path)
-        around = lineage.neighbourhood(slug, links=data.links)
-        sub_edges = [(u, d) for u, d in data.edges if u in around and d in around]
-        svg = lineage.draw(_nodes(data, around, base), sub_edges, title=f"Lineage of {product.name}", focus=slug)
-        upstream = [data.by_slug[u] for u in sorted(data.links[0][slug])]
-        downstream = [data.by_slug[d] for d in sorted(data.links[1][slug])]
-        status = data.status.get(product.id) or {}
-        pages[path] = _page(product.name, render_to_string("docs_site/wid.html", {
-            "p": product, "meta": meta, "base": base, "unreadable": unreadable,
-            "sections": [(title, render_markdown(sections.get(key, ""))) for key, title in widfile.SECTIONS],
-            "reviews": reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
-            "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
-            "missing": [s for s in product.depends_on if s not in data.by_slug],
-            "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
-        }))
+            pages[wid_page(product)] = _wid_page(data, repo, product, histories).translate(_CONTROLS)
+        except Exception as exc:
+            logger.exception("WID site: the page of %s could not be rendered", slug)
+            pages[wid_page(product)] = _page(product.name, (
+                f'<h1>{escape(product.name)}</h1>\n<p class="wid-warning" role="note">This WID could not be '
+                f'rendered ({escape(type(exc).__name__)}: {escape(str(exc)[:300])}). Its file is '
+                f'<code>{escape(product.path)}</code>; the portal shows it at '
+                f'<a href="{escape(settings.PORTAL_BASE_URL)}/products/{slug}/">its product page</a>.</p>'
+            ).translate(_CONTROLS))
     return pages
+
+
+class UnrenderableSection(ValueError):
+    pass
+
+
+def _section_html(text: str) -> str:
+    problem = markdown_too_costly(text)
+    if problem:  # a WID committed to git by hand skipped the portal's checks
+        raise UnrenderableSection(problem)
+    return render_markdown(text)
+
+
+def _wid_page(data: SiteData, repo, product, histories) -> str:
+    slug = product.slug
+    path = wid_page(product)
+    base = base_of(path)
+    try:
+        doc = widfile.parse(repo.read(product.path) or "")
+        meta, sections, reviews, unreadable = doc.meta, doc.sections, doc.reviews, ""
+    except widfile.WidFormatError as exc:
+        # The index names a file this repository lacks or cannot read (an index built from
+        # another repository): the page shows what the index holds, and says so.
+        logger.warning("WID site: %s: %s; its page shows the index's copy", product.path, exc)
+        meta = {"contacts": product.contacts, "data_custodian": product.data_custodian, "outputs": product.outputs}
+        sections, reviews, unreadable = product.sections, [], f"{product.path}: {exc}"
+    history = histories.get(product.path, []) if histories is not None else repo.history(product.path)
+    around = lineage.neighbourhood(slug, links=data.links)
+    sub_edges = [(u, d) for u, d in data.edges if u in around and d in around]
+    svg = lineage.draw(_nodes(data, around, base), sub_edges, title=f"Lineage of {product.name}", focus=slug)
+    upstream = [data.by_slug[u] for u in sorted(data.links[0][slug])]
+    downstream = [data.by_slug[d] for d in sorted(data.links[1][slug])]
+    status = data.status.get(product.id) or {}
+    return _page(product.name, render_to_string("docs_site/wid.html", {
+        "p": product, "meta": meta, "base": base, "unreadable": unreadable,
+        "sections": [(title, _section_html(sections.get(key, ""))) for key, title in widfile.SECTIONS],
+        "reviews": reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
+        "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
+        "missing": [s for s in product.depends_on if s not in data.by_slug],
+        "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
+    }))
 
 
 def assets() -> dict[str, bytes]:

@@ -6,7 +6,7 @@ rules) serve the form and the API, and their field errors are mapped back onto t
 from django import forms
 
 from onboarding import widfile
-from onboarding.validation import clean_wid_input
+from onboarding.validation import LineFormField, clean_wid_input
 from portal.errors import InvalidInput
 
 SECTION_HELP = {
@@ -22,21 +22,21 @@ def _choices(values):
 
 
 class WidForm(forms.Form):
-    slug = forms.CharField(help_text="Lowercase letters, digits and hyphens; never changes.", max_length=100)
-    name = forms.CharField(max_length=300)
-    domain = forms.CharField(help_text="The business domain, e.g. growth or finance.", max_length=100)
+    slug = LineFormField(help_text="Lowercase letters, digits and hyphens; never changes.", max_length=100)
+    name = LineFormField(max_length=300)
+    domain = LineFormField(help_text="The business domain, e.g. growth or finance.", max_length=100)
     team = forms.ChoiceField()
     target = forms.ChoiceField(choices=_choices(widfile.TARGETS))
     classification = forms.ChoiceField(choices=_choices(widfile.CLASSIFICATIONS))
     pii = forms.BooleanField(required=False, label="Holds personal data (PII)")
     compute_tier = forms.ChoiceField(choices=_choices(widfile.COMPUTE_TIERS))
-    contacts_business_name = forms.CharField(label="Business contact: name", max_length=300)
-    contacts_business_email = forms.CharField(label="Business contact: e-mail", max_length=300)
-    contacts_technical_name = forms.CharField(label="Technical contact: name", max_length=300)
-    contacts_technical_email = forms.CharField(label="Technical contact: e-mail", max_length=300)
-    data_custodian_name = forms.CharField(label="Data custodian: name", max_length=300)
-    data_custodian_email = forms.CharField(label="Data custodian: e-mail", max_length=300)
-    depends_on = forms.CharField(
+    contacts_business_name = LineFormField(label="Business contact: name", max_length=300)
+    contacts_business_email = LineFormField(label="Business contact: e-mail", max_length=300)
+    contacts_technical_name = LineFormField(label="Technical contact: name", max_length=300)
+    contacts_technical_email = LineFormField(label="Technical contact: e-mail", max_length=300)
+    data_custodian_name = LineFormField(label="Data custodian: name", max_length=300)
+    data_custodian_email = LineFormField(label="Data custodian: e-mail", max_length=300)
+    depends_on = LineFormField(
         required=False, label="Depends on", help_text="Slugs of the products it reads from, separated by commas."
     )
     outputs = forms.CharField(
@@ -138,10 +138,10 @@ class CommentForm(forms.Form):
 
 
 class TeamForm(forms.Form):
-    slug = forms.CharField(max_length=100, help_text="Lowercase letters, digits and hyphens.")
-    name = forms.CharField(max_length=300)
+    slug = LineFormField(max_length=100, help_text="Lowercase letters, digits and hyphens.")
+    name = LineFormField(max_length=300)
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    username = LineFormField(max_length=150)
     role = forms.ChoiceField(choices=[("member", "member"), ("owner", "owner")])

@@ -5,6 +5,7 @@ run it on every input, whichever door the input came through.
 """
 import re
 
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
@@ -74,6 +75,15 @@ class TextField(StringOnly, serializers.CharField):
     pass
 
 
+class LineFormField(forms.CharField):
+    """The same rule for the HTML forms, checked on the value as typed (before it is trimmed)."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            refuse_control_characters(value)
+        return super().to_python(value)
+
+
 class LineField(SingleLine, serializers.CharField):
     pass
 
@@ -124,6 +134,30 @@ class OutputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=widfile.OUTPUT_KINDS)
 
 
+# Markdown that Python-Markdown takes minutes or its whole stack to render (measured: 4,000 `[`
+# in one paragraph take 8 s, the time growing with the square of their number; lists nested 75
+# deep exhaust the stack, 200 `>` in a row take 11 s). Ordinary writing comes nowhere near these.
+_MAX_BRACKETS_PER_PARAGRAPH = 300
+_MAX_BRACKETS = 3000
+_LONG_RUN = re.compile(r"([*_>\[])\1{199}")
+_DEEP_NESTING = re.compile(r"^(?:[ \t]*(?:>[ \t]*|(?:[-*+]|\d{1,9}[.)])(?:[ \t]+|$))){7}", re.MULTILINE)
+_DEEP_INDENT = re.compile(r"^[ \t]{28,}(?:>|[-*+]|\d{1,9}[.)])(?:[ \t]|$)", re.MULTILINE)
+
+
+def markdown_too_costly(text: str) -> str | None:
+    """Why rendering `text` would cost too much, or None."""
+    if text.count("[") > _MAX_BRACKETS:
+        return f"More than {_MAX_BRACKETS:,} '[' in one section: it could not be rendered in reasonable time."
+    if any(paragraph.count("[") > _MAX_BRACKETS_PER_PARAGRAPH for paragraph in re.split(r"\n[ \t]*\n", text)):
+        return f"A paragraph holds more than {_MAX_BRACKETS_PER_PARAGRAPH} '[': split it."
+    run = _LONG_RUN.search(text)
+    if run:
+        return f"A run of 200 or more {run.group(1)!r} could not be rendered in reasonable time; shorten it."
+    if _DEEP_NESTING.search(text) or _DEEP_INDENT.search(text):
+        return "Lists or quotes are nested too deeply (at most 6 levels)."
+    return None
+
+
 class SectionText(serializers.CharField):
     def __init__(self, **kwargs):
         super().__init__(trim_whitespace=False, **kwargs)
@@ -141,6 +175,9 @@ class SectionText(serializers.CharField):
         limit = settings.WID_SECTION_MAX_BYTES
         if len(text.encode("utf-8")) > limit:
             raise serializers.ValidationError(f"This section is longer than {limit // 1024} KiB.")
+        costly = markdown_too_costly(text)
+        if costly:
+            raise serializers.ValidationError(costly)
         reserved = sorted({line for line in text.split("\n") if line.rstrip() in widfile.RESERVED_HEADINGS})
         if reserved:
             raise serializers.ValidationError(

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from onboarding import selectors, services, widfile
 from onboarding.forms import CommentForm, MemberForm, TeamForm, WidForm
 from onboarding.models import Team
-from onboarding.rendering import render_markdown
+from onboarding.templatetags.wid import wid_markdown
 from portal import pagecache
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, PortalError, or_404
 
@@ -56,7 +56,7 @@ def product_list(request):
 def _render_form(request, form, *, product=None, preview=False, status=200):
     previews = {}
     if preview and form.is_bound:
-        previews = {key: render_markdown(form.data.get(f"section_{key}", "")) for key, _ in widfile.SECTIONS}
+        previews = {key: wid_markdown(form.data.get(f"section_{key}", "")) for key, _ in widfile.SECTIONS}
     sections = [(form[f"section_{key}"], previews.get(key)) for key, _ in widfile.SECTIONS]
     return render(request, "onboarding/product_form.html", {
         "form": form, "product": product, "sections": sections, "preview": preview,

@@ -1,6 +1,7 @@
 """Filters of the platform's pages; bad values are shown next to their field."""
 from django import forms
 
+from onboarding.validation import LineFormField
 from provisioning.models import Job
 
 
@@ -9,7 +10,7 @@ class DashboardForm(forms.Form):
 
 
 class JobFilterForm(forms.Form):
-    product = forms.CharField(required=False, max_length=42, label="Product", help_text="Part of its slug.")
+    product = LineFormField(required=False, max_length=42, label="Product", help_text="Part of its slug.")
     team = forms.ChoiceField(required=False)
     status = forms.ChoiceField(required=False, choices=[("", "any"), *Job.Status.choices])
     action = forms.ChoiceField(required=False, choices=[("", "any"), *Job.Action.choices])

@@ -1,14 +1,29 @@
+import logging
+
 from django import template
+from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from onboarding.rendering import render_markdown
+from onboarding.validation import markdown_too_costly
 
+logger = logging.getLogger(__name__)
 register = template.Library()
 
 
 @register.filter
 def wid_markdown(text: str) -> str:
-    return mark_safe(render_markdown(text))  # sanitised by nh3 in render_markdown
+    """A section as HTML; one that cannot be rendered (too costly, or the renderer fails) is shown
+    as written, with the reason, and the rest of the page stands."""
+    problem = markdown_too_costly(text or "")
+    if problem is None:
+        try:
+            return mark_safe(render_markdown(text))  # sanitised by nh3 in render_markdown
+        except Exception as exc:
+            logger.exception("a WID section could not be rendered")
+            problem = type(exc).__name__
+    return format_html('<p class="wid-warning" role="note">This section could not be rendered: {} '
+                       'Here it is as written.</p><pre>{}</pre>', problem, text)
 
 
 @register.filter
