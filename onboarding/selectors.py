@@ -94,7 +94,7 @@ def product_slugs_existing(slugs: list[str]) -> set[str]:
 
 
 def product_markdown(product: Product) -> str:
-    text = get_repository().read(product.path)
+    text = get_repository().read(product.path, after=product.head_sha)
     if text is None:
         raise NotFound(f"{product.path} is not in the WID repository.")
     return text
@@ -108,7 +108,9 @@ class Version:
 
 def product_history(product: Product) -> list[Version]:
     """The WID's commits, newest first; every save is one commit, so the n-th is version n."""
-    commits = get_repository().history(product.path)
+    repo = get_repository()
+    repo.catch_up(product.head_sha)  # another machine's save: this copy fetches it first
+    commits = repo.history(product.path)
     total = len(commits)
     return [Version(total - i, commit) for i, commit in enumerate(commits)]
 
