@@ -1,23 +1,22 @@
 """The one adapter that runs Terraform (docs/adr/0001): a subprocess per command, output streamed.
 
-Each command gets the project's own environment (CLI config, HOME, no checkpoint), runs in its
-own process group so that a cancel can interrupt it and everything it started, and hands every
-output line to a callback as soon as it is printed. Failures raise `TerraformError`, which says
-whether trying again can help.
+Each command gets the project's own environment (CLI config, HOME, no checkpoint) and runs
+through `portal.work.process`: in its own process group, which a cancel or the deadline shared by
+all of a job's commands interrupts and which never outlives the command (nor the worker), with
+every output line handed to a callback as soon as it is printed. Failures raise `TerraformError`,
+which says whether trying again can help.
 """
 import json
-import os
 import signal
-import subprocess
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 
+from portal.work import process
 from provisioning.toolchain import ensure_toolchain
-
 
 
 class TerraformError(Exception):
@@ -60,63 +59,50 @@ def _message(line: str) -> tuple[str, dict | None]:
 
 
 class Terraform:
-    """Terraform in one working directory, on one workspace."""
+    """Terraform in one working directory, on one workspace, within one deadline for all its commands."""
 
     def __init__(self, workdir: Path, *, workspace: str, extra_env: dict[str, str] | None = None,
                  on_line: Callable[[str], None] = lambda line: None,
-                 should_cancel: Callable[[], bool] = lambda: False):
+                 should_cancel: Callable[[], bool] = lambda: False,
+                 deadline: float | None = None, on_start: Callable[[int], None] | None = None):
+        """`deadline`: seconds from now that every command together may take (JOB_TIMEOUT_SECONDS by
+        default); `on_start` gets each command's process group id."""
         self.workdir = Path(workdir)
         self.workspace = workspace
         self.toolchain = ensure_toolchain()
         self.env = {**self.toolchain.env, **(extra_env or {}), "TF_WORKSPACE": workspace}
         self.on_line = on_line
         self.should_cancel = should_cancel
+        self.on_start = on_start
+        self.budget = settings.JOB_TIMEOUT_SECONDS if deadline is None else deadline
+        self.ends_at = time.monotonic() + self.budget
         # Two runs on one workspace wait this long for each other's state lock, then fail.
         self.lock_timeout = settings.TERRAFORM_LOCK_TIMEOUT
 
     def _run(self, *args: str, workspace: bool = True, json_lines: bool = False,
-             on_object: Callable[[dict], None] | None = None, ok_codes=(0,),
-             echo: bool = True) -> tuple[int, list[str]]:
+             on_object: Callable[[dict], None] | None = None, ok_codes=(0,)) -> None:
         env = dict(self.env) if workspace else {k: v for k, v in self.env.items() if k != "TF_WORKSPACE"}
-        process = subprocess.Popen(
-            [str(self.toolchain.binary), *args], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True,
-        )
-        cancelled, finished = threading.Event(), threading.Event()
 
-        def watch() -> None:
-            while not finished.wait(0.5):
-                if self.should_cancel():
-                    cancelled.set()
-                    # Terraform stops cleanly on an interrupt and releases its state lock.
-                    os.killpg(process.pid, signal.SIGINT)
-                    try:
-                        process.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
-        lines = []
-        for raw in process.stdout:
-            line = raw.rstrip("\n")
-            lines.append(line)
+        def on_line(line: str) -> None:
             text, obj = _message(line) if json_lines else (line, None)
             if obj is not None and on_object:
                 on_object(obj)
-            if echo:
-                self.on_line(text)
-        code = process.wait()
-        finished.set()
-        watcher.join()
-        if cancelled.is_set():
+            self.on_line(text)
+
+        # An interrupt lets terraform stop cleanly and release its state lock before the grace ends.
+        result = process.run([str(self.toolchain.binary), *args], cwd=self.workdir, env=env, on_line=on_line,
+                             deadline=self.ends_at - time.monotonic(), should_cancel=self.should_cancel,
+                             cancel_signal=signal.SIGINT, grace=30, poll=0.5, on_start=self.on_start)
+        if result.timed_out:
+            raise TerraformError(f"terraform {args[0]} ran past its deadline ({round(self.budget)} s) and was stopped",
+                                 permanent=False, exit_code=result.exit_code)
+        if result.cancelled:
             raise Cancelled()
-        if code not in ok_codes:
+        if result.exit_code not in ok_codes:
+            lines = result.lines_tail
             tail = next((t for t in (_message(l)[0] for l in reversed(lines)) if t.strip()), "")
-            raise TerraformError(f"terraform {args[0]} failed (exit {code}): {tail}",
-                                 permanent=_is_permanent(lines), exit_code=code)
-        return code, lines
+            raise TerraformError(f"terraform {args[0]} failed (exit {result.exit_code}): {tail}",
+                                 permanent=_is_permanent(lines), exit_code=result.exit_code)
 
     def init(self, backend_config: dict[str, str]) -> None:
         args = ["init", "-input=false", "-no-color", "-reconfigure"]

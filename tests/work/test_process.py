@@ -20,7 +20,7 @@ FAMILY = ["sh", "-c", "sleep 1000 & echo $! $$; sleep 1000"]
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")  # a zombie has ended; only its parent's wait is missing
 

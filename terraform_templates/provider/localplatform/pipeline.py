@@ -148,17 +148,16 @@ class PipelineResource(PlatformResource):
         repo = child_dir(check_absolute("pipelines_root", state["pipelines_root"]), slug)
         values = {"product": slug, **{name: state[name] for name in RECORDED}}
         files = render(check_absolute("scaffold_dir", state["scaffold_dir"]), values)
-        repo.mkdir(parents=True, exist_ok=True)
-        if not (repo / ".git").is_dir():
-            git(repo, "init", "--quiet", "--initial-branch=main")
-        rendered_before = _record(repo).get("files") or {}
+        born = _adopt(repo, slug)
+        # Before the first commit every file is ours, whatever a killed apply left half written.
+        rendered_before = _record(repo).get("files") or {} if born else {}
         written, conflicts = [], []
         for name, content in files.items():
             target = repo / name
             if target.is_symlink():
                 conflicts.append(name)
                 continue
-            if target.exists():
+            if target.exists() and born:
                 present = _digest(target.read_bytes())
                 if present != _digest(content) and present != rendered_before.get(name):
                     # The team changed it: theirs stays, with a warning if the template changed it too.
@@ -180,6 +179,30 @@ class PipelineResource(PlatformResource):
             git(repo, "commit", "--quiet", "--no-verify", "-m",
                 f"{verb} {slug} from pipeline template v{state['template_version']}", "--", *written)
         return {**state, "path": str(repo), "commit": git(repo, "rev-parse", "HEAD").stdout.strip()}
+
+
+def _adopt(repo: Path, slug: str) -> bool:
+    """Make `repo` the product's repository to scaffold into, taking over what an apply killed before
+    Terraform recorded it left there; refuse anything else. True if it has commits already."""
+    foreign = ProviderError(f"{repo} already exists and is not the scaffolded pipeline repository of {slug}: "
+                            "move it away, then apply again")
+    repo.mkdir(parents=True, exist_ok=True)
+    if not (repo / ".git").is_dir():
+        if any(repo.iterdir()):
+            raise foreign
+        git(repo, "init", "--quiet", "--initial-branch=main")
+    # Git's own locks can only be a killed apply's: Terraform's state lock lets one apply of the
+    # product run at a time, and nothing else writes to this repository.
+    git_dir = repo / ".git"
+    for lock in (git_dir / "index.lock", git_dir / "HEAD.lock", *(git_dir / "refs").rglob("*.lock")):
+        lock.unlink(missing_ok=True)
+    if git(repo, "rev-parse", "--verify", "--quiet", "HEAD", check=False).returncode:
+        return False
+    roots = git(repo, "log", "--max-parents=0", "--format=%an%x00%s", "HEAD").stdout.splitlines()
+    author, _, subject = (roots[0] if len(roots) == 1 else "").partition("\x00")
+    if author != AUTHOR[0] or not subject.startswith(f"Scaffold {slug} from pipeline template v"):
+        raise foreign
+    return True
 
 
 def _record(repo: Path) -> dict:
