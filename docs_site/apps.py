@@ -7,4 +7,4 @@ class DocsSiteConfig(AppConfig):
     name = "docs_site"
 
     def ready(self):
-        from docs_site import receivers  # noqa: F401  (connects the receivers)
+        from docs_site import receivers, services  # noqa: F401  (connect the receivers, register the work)

@@ -1,6 +1,5 @@
 """Rebuild the WID site after every WID change and every finished job or drift check."""
 from django.conf import settings
-from django.db import transaction
 from django.dispatch import receiver
 
 from docs_site.services import site_request_build
@@ -13,4 +12,4 @@ from provisioning.signals import drift_detected, job_finished
 @receiver(drift_detected, dispatch_uid="docs-site-drift")
 def rebuild_soon(sender, **kwargs):
     if settings.WID_SITE_AUTO_BUILD:
-        transaction.on_commit(site_request_build)
+        site_request_build("a WID or its provisioning changed")

@@ -334,14 +334,27 @@ def _transition(product: Product, current: WidDocument, action: str, *, actor, c
     message = f"{verb} {product.slug}" + (f": {first_line}" if first_line else "")
     product = _commit(doc, author=user_author(actor) if actor else POLICY_AUTHOR, message=message)
     signal.send(sender=Product, product=product, actor=actor)
-    transaction.on_commit(partial(_notify_soon, product.id, len(doc.reviews)))
+    _notify(product, position=len(doc.reviews))
     return product
 
 
-def _notify_soon(product_id: int, position: int) -> None:
-    from onboarding.tasks import notify_review_event
+def _notify(product: Product, *, position: int) -> None:
+    """E-mail the contacts and the data custodian about a review log entry, through the outbox:
+    the message is written with the change and sent after it commits, retried if the mail server fails."""
+    from django.conf import settings
+    from django.template.loader import render_to_string
 
-    notify_review_event.delay(product_id, position)
+    from portal.work import deliveries
+
+    event = ReviewEvent.objects.get(product=product, position=position)
+    context = {"event": event, "product": product, "url": f"{settings.PORTAL_BASE_URL}/products/{product.slug}/"}
+    deliveries.record_email(
+        f"wid.{event.action}",
+        recipients=[person["email"] for person in (product.contacts["business"], product.contacts["technical"],
+                                                   product.data_custodian)],
+        subject=render_to_string("onboarding/email/review_event_subject.txt", context).strip(),
+        body=render_to_string("onboarding/email/review_event_body.txt", context),
+    )
 
 
 def policy_verdict(meta: dict) -> tuple[bool, str]:

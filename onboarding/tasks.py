@@ -2,36 +2,11 @@
 import logging
 
 from celery import shared_task
-from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 
-from onboarding.models import ReviewEvent
 from onboarding import services
 from onboarding.widrepo import GitError
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task(bind=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
-def notify_review_event(self, product_id: int, position: int) -> int:
-    """E-mail the data custodian and both contacts about one review log entry."""
-    try:
-        event = ReviewEvent.objects.select_related("product", "product__team").get(
-            product_id=product_id, position=position
-        )
-    except ReviewEvent.DoesNotExist:
-        logger.warning("review event %s/%s is gone; nothing to send", product_id, position)
-        return 0
-    product = event.product
-    recipients = list(dict.fromkeys(
-        person["email"]
-        for person in (product.contacts["business"], product.contacts["technical"], product.data_custodian)
-    ))
-    context = {"event": event, "product": product, "url": f"{settings.PORTAL_BASE_URL}/products/{product.slug}/"}
-    subject = render_to_string("onboarding/email/review_event_subject.txt", context).strip()
-    body = render_to_string("onboarding/email/review_event_body.txt", context)
-    return send_mail(subject, body, None, recipients)
 
 
 @shared_task(bind=True, max_retries=20)

@@ -21,3 +21,5 @@ urlpatterns = [
     path("docs/", include("docs_site.urls")),
     path("healthz/", views.healthz, name="healthz"),
 ]
+
+handler500 = "portal.views.server_error"

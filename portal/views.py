@@ -32,3 +32,40 @@ def _redis() -> str:
     finally:
         client.close()
     return "ok"
+
+
+def server_error(request):
+    """handler500: a backing service that went away (PostgreSQL restarting, Redis down under a
+    write that needed it) is a 503 the client may retry, not a 500; anything else stays a 500."""
+    import sys
+
+    from django.views.defaults import server_error as django_server_error
+
+    exc = sys.exc_info()[1]
+    if not _is_unavailable(exc):
+        return django_server_error(request)
+    detail = "A service the portal needs is unavailable for a moment; nothing was half-saved. Try again."
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": detail, "errors": {}}, status=503)
+    else:
+        from django.http import HttpResponse
+        from django.utils.html import escape
+
+        response = HttpResponse(f"<!doctype html><title>Try again in a moment</title><h1>Try again in a moment"
+                                f"</h1><p>{escape(detail)}</p>", status=503)
+    response["Retry-After"] = "5"
+    return response
+
+
+def _is_unavailable(exc) -> bool:
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (OperationalError, InterfaceError, BrokerError, redis.ConnectionError,
+                            redis.TimeoutError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -8,4 +8,4 @@ class ProvisioningConfig(AppConfig):
     name = "provisioning"
 
     def ready(self):
-        from provisioning import receivers, webhooks  # noqa: F401  (connect the receivers)
+        from provisioning import receivers, runs, webhooks  # noqa: F401  (connect the receivers, register the work)

@@ -1,13 +1,13 @@
 """Provisioning jobs (a database row each, with an append-only log), product state, audit."""
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.work.models import LogLine, Work
 
-class Job(models.Model):
+
+class Job(Work):
     class Action(models.TextChoices):
         PLAN = "plan"
         APPLY = "apply"
@@ -39,14 +39,8 @@ class Job(models.Model):
     plan_summary = models.JSONField(null=True, blank=True)
     planned_changes = models.JSONField(default=list, blank=True)
     outputs = models.JSONField(default=dict, blank=True, help_text="sensitive values redacted")
-    error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
-    worker = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    log_lines = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -68,11 +62,8 @@ class Job(models.Model):
         return self.status in self.ACTIVE
 
 
-class JobLogLine(models.Model):
+class JobLogLine(LogLine):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="lines")
-    number = models.PositiveIntegerField()
-    at = models.DateTimeField(auto_now_add=True)
-    text = models.TextField()
 
     class Meta:
         ordering = ["job", "number"]
@@ -106,7 +97,7 @@ class CredentialRead(models.Model):
         ordering = ["-at"]
 
 
-class Run(models.Model):
+class Run(Work):
     """One run of a product's scaffolded pipeline, on the product's own compute quota."""
 
     class Status(models.TextChoices):
@@ -114,8 +105,9 @@ class Run(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     product = models.ForeignKey("onboarding.Product", on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -123,54 +115,17 @@ class Run(models.Model):
     queue = models.CharField(max_length=100)
     commit = models.CharField(max_length=40, blank=True, help_text="the pipeline repository's commit that ran")
     exit_code = models.IntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    log_lines = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "available_at"], name="run_waiting")]
 
 
-class RunLogLine(models.Model):
+class RunLogLine(LogLine):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="lines")
-    number = models.PositiveIntegerField()
-    at = models.DateTimeField(auto_now_add=True)
-    text = models.TextField()
 
     class Meta:
         ordering = ["run", "number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_run_log_line_per_number")]
-
-
-class WebhookDelivery(models.Model):
-    """One event for the outgoing webhook: an outbox row, written with the change it reports.
-
-    The row is the truth about the delivery; the worker's task and beat's sweep only act on it,
-    so a lost task, a worker restart or a receiver that is down for hours loses nothing.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        DELIVERED = "delivered"
-        FAILED = "failed"  # gave up: a permanent refusal (4xx) or the last attempt failed
-
-    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    event = models.CharField(max_length=40)
-    url = models.CharField(max_length=2000, help_text="NOTIFY_WEBHOOK_URL when the event happened")
-    payload = models.JSONField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    last_status_code = models.PositiveIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
-
-    def __str__(self):
-        return f"{self.event} {self.delivery_id} ({self.status})"

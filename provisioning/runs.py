@@ -1,35 +1,49 @@
 """Runs of a product's scaffolded pipeline, on the product's own compute quota.
 
+A run is a row of long work (portal.work): queued by `run_start`, claimed by a worker of the runs
+queue (settings.RUNS_QUEUE: provisioning never waits behind a run), kept alive by a heartbeat and
+stopped at its deadline (RUN_TIMEOUT_SECONDS) with its whole process group.
+
 The product's queue (`runs.<slug>`, registered by the local provider with its quotas) is enforced
-here: a Redis semaphore holds at most `concurrency` runs of one product at a time, a run that
-finds no free slot goes back to wait without holding a worker, and each run is a process limited
-to the product's `memory_mb` that connects with the product's own credentials, under its role's
-connection limit and statement timeout. A flood of runs of one product therefore uses at most
-its own quota, and other products' runs go past it.
+here: at most `concurrency` runs of one product run at a time (counted in PostgreSQL under the
+product's provisioning row lock, so on every machine alike); a run that finds no free slot waits
+`RUN_WAIT_SECONDS` without holding a worker. Each run is a process limited to the product's
+`memory_mb` that connects with the product's own credentials, under its role's connection limit
+and statement timeout. A flood of runs of one product therefore uses at most its own quota.
 """
 import os
 import resource
 import subprocess
 import sys
-import time
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import redis
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.errors import Conflict, NotAllowed, NotFound
+from portal.work import kernel, process
 from provisioning import terraform
 from provisioning.models import Provisioning, Run, RunLogLine
 from provisioning.services import state_conn_str, user_can_read_credentials
 
-SLOT_TTL = 3600  # a slot whose run died is given back after this long
+
+def _fail_lost_run(run: Run, reason: str) -> bool:
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
+            status=Run.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]):
+        return False
+    kernel.append(run, f"Error: {reason}.")
+    return True
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+RUNS = kernel.register(kernel.Kind(
+    name="run", model=Run, task="provisioning.tasks.execute_run", queue=lambda run: settings.RUNS_QUEUE,
+    waiting=Q(status=Run.Status.QUEUED), running=Q(status=Run.Status.RUNNING), on_lost=_fail_lost_run,
+    log_model=RunLogLine, log_fk="run",
+))
 
 
 def run_start(*, user, product) -> Run:
@@ -39,14 +53,8 @@ def run_start(*, user, product) -> Run:
     if state is None:
         raise Conflict(f"{product.slug} is not provisioned: there is no pipeline to run yet.")
     run = Run.objects.create(product=product, requested_by=user, queue=state.outputs.get("queue", ""))
-    transaction.on_commit(partial(_enqueue, run.pk))
+    kernel.dispatch(run)
     return run
-
-
-def _enqueue(run_id: int, countdown: float = 0) -> None:
-    from provisioning.tasks import execute_run
-
-    execute_run.apply_async(args=[run_id], countdown=countdown)
 
 
 def run_get(run_id: int) -> Run:
@@ -57,26 +65,19 @@ def run_get(run_id: int) -> Run:
 
 
 def run_log(run: Run, *, offset: int = 0, limit: int = 1000) -> list[RunLogLine]:
-    return list(RunLogLine.objects.filter(run=run, number__gt=offset).order_by("number")[:limit])
+    return kernel.log_from(run, offset=offset, limit=limit)
 
 
-def _append(run: Run, text: str) -> None:
-    run.log_lines += 1
-    RunLogLine.objects.create(run=run, number=run.log_lines, text=text[:10_000])
-    Run.objects.filter(pk=run.pk).update(log_lines=run.log_lines)
-
-
-def _acquire_slot(key: str, run_id: int, limit: int) -> bool:
-    """Take one of `limit` slots; atomic in Redis (a Lua script), and expired slots are reclaimed."""
-    script = """
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[3])
-    if redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 1 end
-    if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[4]) then
-      redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) return 1
-    end
-    return 0
-    """
-    return bool(_redis().eval(script, 1, key, time.time(), run_id, SLOT_TTL, limit))
+def _claim_slot(run: Run) -> bool:
+    """Claim the run if its product has a free slot; otherwise it waits RUN_WAIT_SECONDS."""
+    with transaction.atomic():
+        state = Provisioning.objects.select_for_update().get(product_id=run.product_id)
+        limit = int(state.outputs.get("concurrency") or 1)
+        if Run.objects.filter(product_id=run.product_id, status=Run.Status.RUNNING).count() >= limit:
+            Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+                available_at=timezone.now() + timedelta(seconds=settings.RUN_WAIT_SECONDS))
+            return False
+        return kernel.claim(Run, run.pk, timeout=settings.RUN_TIMEOUT_SECONDS)
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -85,47 +86,78 @@ def _limit_memory(megabytes: int) -> None:
 
 
 def run_execute(run_id: int) -> str:
-    """Run it if the product has a free slot; otherwise put it back in the queue ("waiting")."""
+    """Run it if the product has a free slot; otherwise leave it queued ("waiting")."""
     run = run_get(run_id)
     if run.status != Run.Status.QUEUED:
         return run.status
-    outputs = Provisioning.objects.get(product=run.product).outputs
-    key = f"portal:runs:{run.product.slug}:slots"
-    if not _acquire_slot(key, run.pk, int(outputs.get("concurrency") or 1)):
-        _enqueue(run.pk, countdown=settings.RUN_WAIT_SECONDS)
+    if run.available_at > timezone.now():
+        return "waiting"  # an early call: the one sent for its time comes
+    if not _claim_slot(run):
+        kernel.dispatch_later(run, settings.RUN_WAIT_SECONDS)
         return "waiting"
+    run.refresh_from_db()
     try:
-        if not Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-                status=Run.Status.RUNNING, started_at=timezone.now()):
-            return "taken"
-        run.refresh_from_db()
+        with kernel.Beat(run, cancel_field="cancel_requested") as beat:
+            status = _execute(run, beat)
+    finally:
+        _wake_next(run)
+    return status
+
+
+def _execute(run: Run, beat: kernel.Beat) -> str:
+    secrets: tuple[str, ...] = ()
+    try:
         state = terraform.read_state(state_conn_str(), workspace=run.product.slug)
         values = {name: o.get("value") for name, o in (state.outputs if state else {}).items()}
+        secrets = (values.get("storage_password") or "",)
         repo = Path(values["pipeline_repo"])
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
-        Run.objects.filter(pk=run.pk).update(commit=commit.stdout.strip()[:40])
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=30).stdout.strip()
+        Run.objects.filter(pk=run.pk).update(commit=commit[:40])
         dsn = (f"postgresql://{values['storage_role']}:{values['storage_password']}@{values['warehouse_host']}:"
                f"{values['warehouse_port']}/{values['warehouse_database']}")
-        memory = int(outputs.get("memory_mb") or 512)
-        _append(run, f"Running {repo.name} at {commit.stdout.strip()[:10]} on {run.queue} "
-                     f"(memory {memory} MB, as {values['storage_role']}).")
-        process = subprocess.Popen(
-            [sys.executable, "pipeline.py"], cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, bufsize=1, preexec_fn=partial(_limit_memory, memory),
+        memory = int(Provisioning.objects.get(product_id=run.product_id).outputs.get("memory_mb") or 512)
+        kernel.append(run, f"Running {repo.name} at {commit[:10]} on {run.queue} "
+                           f"(memory {memory} MB, as {values['storage_role']}).")
+        result = process.run(
+            [sys.executable, "pipeline.py"], cwd=repo,
             env={"PATH": os.environ.get("PATH", ""), "LAKE_PATH": values["lake_path"], "PRODUCT_DSN": dsn,
                  "PYTHONUNBUFFERED": "1"},
+            on_line=lambda line: kernel.append(run, line, redact=secrets),
+            deadline=kernel.seconds_left(run), should_cancel=beat.should_cancel,
+            preexec=partial(_limit_memory, memory), on_start=partial(kernel.record_process_group, run),
         )
-        for line in process.stdout:
-            _append(run, line.rstrip("\n").replace(values["storage_password"], "***"))
-        code = process.wait(timeout=settings.RUN_TIMEOUT_SECONDS)
-        status = Run.Status.SUCCEEDED if code == 0 else Run.Status.FAILED
-        Run.objects.filter(pk=run.pk).update(status=status, exit_code=code, finished_at=timezone.now(),
-                                             error="" if code == 0 else f"the pipeline exited with {code}")
-        return status
+        if result.timed_out:
+            return _end(run, Run.Status.FAILED, result.exit_code,
+                        f"the pipeline ran past its deadline ({settings.RUN_TIMEOUT_SECONDS} s) and was stopped")
+        if result.cancelled:
+            return _end(run, Run.Status.CANCELLED, result.exit_code, "cancelled")
+        if result.exit_code == 0:
+            return _end(run, Run.Status.SUCCEEDED, 0, "")
+        return _end(run, Run.Status.FAILED, result.exit_code, f"the pipeline exited with {result.exit_code}")
     except Exception as exc:
-        _append(run, f"Error: {type(exc).__name__}: {exc}")
-        Run.objects.filter(pk=run.pk).update(status=Run.Status.FAILED, finished_at=timezone.now(),
-                                             error=f"{type(exc).__name__}: {exc}"[:2000])
-        return Run.Status.FAILED
-    finally:
-        _redis().zrem(key, run.pk)
+        message = f"{type(exc).__name__}: {exc}"
+        for secret in secrets:
+            if secret:
+                message = message.replace(secret, "***")
+        return _end(run, Run.Status.FAILED, None, message)
+
+
+def _end(run: Run, status: str, code: int | None, error: str) -> str:
+    if error:
+        kernel.append(run, f"Error: {error}")
+    Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+        status=status, exit_code=code, finished_at=timezone.now(), error=error[:2000])
+    return status
+
+
+def _wake_next(run: Run) -> None:
+    """A slot is free: the product's next waiting run need not wait for the reconciler."""
+    try:
+        following = (Run.objects.filter(product_id=run.product_id, status=Run.Status.QUEUED)
+                     .order_by("created_at").first())
+        if following is not None:
+            Run.objects.filter(pk=following.pk).update(available_at=timezone.now())
+            kernel.dispatch(following)
+    except Exception:  # the reconciler wakes it anyway
+        pass

@@ -6,40 +6,49 @@ conditional UPDATE, renders the product's working directory, and runs terraform 
 adapter, appending every output line to the job's log as it comes.
 """
 import logging
-import os
-import socket
 from datetime import timedelta
 from functools import partial
 
-import redis
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from onboarding import selectors as onboarding
 from onboarding import services as onboarding_services
+from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from portal.work import kernel
 from provisioning import signals, terraform
 from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
 from provisioning.rendering import ProductSpec, RenderError, render
-from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
 
 PLAN_FILE = "job.tfplan"
-ALIVE_SECONDS = 60
 REDACTED = "(sensitive)"
 
 
-def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+def _fail_lost_job(job: Job, reason: str) -> bool:
+    """The reconciler's verdict on a job whose worker died or that outran its deadline: failed, once.
+
+    Terraform's state lock was held by the dead process's database connection, which PostgreSQL
+    closed with it; the product's lock (its active job) ends here.
+    """
+    if not Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
+            status=Job.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}. Retry it."[:2000]):
+        return False
+    _append(job, f"Error: {reason}. Terraform's state lock was released with its process; "
+                 "retry to complete the change (a retry adopts whatever the lost run had created).")
+    job.refresh_from_db()
+    signals.job_finished.send(sender=Job, job=job)
+    return True
 
 
-def _cancel_key(job_id: int) -> str:
-    return f"portal:job:{job_id}:cancel"
-
-
-def _alive_key(job_id: int) -> str:
-    return f"portal:job:{job_id}:alive"
+JOBS = kernel.register(kernel.Kind(
+    name="job", model=Job, task="provisioning.tasks.run_job",
+    waiting=Q(status=Job.Status.QUEUED), running=Q(status__in=[Job.Status.RUNNING, Job.Status.APPLYING]),
+    on_lost=_fail_lost_job, log_model=JobLogLine, log_fk="job",
+))
 
 
 # --- permissions --------------------------------------------------------------------------------
@@ -85,14 +94,8 @@ def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | N
                        + (f" (#{active.pk}, {active.status})." if active else "."),
                        errors={"job": [f"/api/v1/jobs/{active.pk}/" if active else ""]}) from None
     Provisioning.objects.get_or_create(product=product)
-    transaction.on_commit(partial(_enqueue, job.pk))
+    kernel.dispatch(job)
     return job
-
-
-def _enqueue(job_id: int) -> None:
-    from provisioning.tasks import run_job
-
-    run_job.delay(job_id)
 
 
 def job_get(job_id: int) -> Job:
@@ -106,11 +109,12 @@ def job_confirm(*, user, job: Job) -> Job:
     if not onboarding.user_is_platform(user):
         raise NotAllowed("Only the platform team confirms a plan that changes or destroys resources.")
     updated = Job.objects.filter(pk=job.pk, status=Job.Status.PLANNED).update(
-        status=Job.Status.QUEUED, confirmed_by=user, confirmed_summary=job.plan_summary, step="")
+        status=Job.Status.QUEUED, confirmed_by=user, confirmed_summary=job.plan_summary, step="",
+        available_at=timezone.now())
     if not updated:
         raise Conflict(f"Job #{job.pk} is {job.status}: only a planned job waits for confirmation.")
-    transaction.on_commit(partial(_enqueue, job.pk))
     job.refresh_from_db()
+    kernel.dispatch(job)
     return job
 
 
@@ -126,7 +130,7 @@ def job_cancel(*, user, job: Job) -> Job:
         signals.job_finished.send(sender=Job, job=job)
     elif Job.objects.filter(pk=job.pk, status__in=[Job.Status.RUNNING, Job.Status.APPLYING]).update(
             cancel_requested=True):
-        _redis().set(_cancel_key(job.pk), "1", ex=24 * 3600)
+        # The worker's heartbeat reads the flag and stops terraform with an interrupt.
         _append(job, f"Cancel requested by {user.username}; stopping terraform.")
     else:
         raise Conflict(f"Job #{job.pk} has already finished ({job.status}).")
@@ -142,12 +146,7 @@ def job_retry(*, user, job: Job) -> Job:
 
 # --- the log ------------------------------------------------------------------------------------
 def _append(job: Job, text: str) -> None:
-    for secret in _secrets():
-        text = text.replace(secret, "***")
-    with transaction.atomic():
-        number = Job.objects.select_for_update().filter(pk=job.pk).values_list("log_lines", flat=True).get() + 1
-        JobLogLine.objects.create(job_id=job.pk, number=number, text=text[:10_000])
-        Job.objects.filter(pk=job.pk).update(log_lines=number, heartbeat_at=timezone.now())
+    kernel.append(job, text, redact=tuple(_secrets()))
 
 
 def _secrets() -> list[str]:
@@ -158,7 +157,7 @@ def _secrets() -> list[str]:
 
 
 def job_log(job: Job, *, offset: int = 0, limit: int = 1000) -> list[JobLogLine]:
-    return list(JobLogLine.objects.filter(job=job, number__gt=offset).order_by("number")[:limit])
+    return kernel.log_from(job, offset=offset, limit=limit)
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -181,7 +180,6 @@ def _set(job: Job, **fields) -> None:
 
 def _finish(job: Job, status: str, **fields) -> None:
     _set(job, status=status, finished_at=timezone.now(), **fields)
-    _redis().delete(_cancel_key(job.pk), _alive_key(job.pk))
     signals.job_finished.send(sender=Job, job=job)
 
 
@@ -191,28 +189,24 @@ def _redact(outputs: dict) -> dict:
 
 def job_run(job_id: int) -> None:
     """Run a queued job to its end (or to `planned`); called by the worker, safe to call twice."""
-    claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
-        status=Job.Status.RUNNING, started_at=timezone.now(), heartbeat_at=timezone.now(),
-        worker=f"{socket.gethostname()}:{os.getpid()}")
-    if not claimed:
+    if not kernel.claim(Job, job_id, timeout=settings.JOB_TIMEOUT_SECONDS):
         logger.info("job %s is not queued any more; nothing to do", job_id)
         return
     job = job_get(job_id)
+    with kernel.Beat(job, cancel_field="cancel_requested") as beat:
+        _run_claimed(job, beat)
+
+
+def _run_claimed(job: Job, beat: kernel.Beat) -> None:
     product = job.product
-    r = _redis()
-    r.set(_alive_key(job.pk), "1", ex=ALIVE_SECONDS)
-
-    def should_cancel() -> bool:
-        r.set(_alive_key(job.pk), "1", ex=ALIVE_SECONDS)
-        return bool(r.exists(_cancel_key(job.pk)))
-
     try:
         _set(job, step="render")
         _append(job, f"Rendering the {product.target} template for {product.slug}.")
         workdir = render(product_spec(product))
         tf = terraform.Terraform(
             workdir, workspace=product.slug, extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": warehouse_dsn()},
-            on_line=partial(_append, job), should_cancel=should_cancel,
+            on_line=partial(_append, job), should_cancel=beat.should_cancel,
+            **_deadline_and_group(job),
         )
         _set(job, step="init")
         tf.init({"conn_str": state_conn_str()})
@@ -239,7 +233,6 @@ def job_run(job_id: int) -> None:
                 _append(job, "This plan changes or destroys existing resources: "
                              "waiting for a platform member to confirm.")
                 _set(job, status=Job.Status.PLANNED, step="confirm", confirmed_summary=None)
-                r.delete(_alive_key(job.pk))
                 return
             _set(job, status=Job.Status.APPLYING, step="apply")
             tf.apply(PLAN_FILE)
@@ -261,6 +254,19 @@ def job_run(job_id: int) -> None:
         logger.exception("job %s failed unexpectedly", job.pk)
         _append(job, f"Error: {type(exc).__name__}: {exc}")
         _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+def _deadline_and_group(job: Job) -> dict:
+    """What the terraform adapter accepts of the kernel: the job's deadline, where to note its process group."""
+    import inspect
+
+    accepted = inspect.signature(terraform.Terraform).parameters
+    extra = {}
+    if "deadline" in accepted:
+        extra["deadline"] = kernel.seconds_left(job)
+    if "on_start" in accepted:
+        extra["on_start"] = partial(kernel.record_process_group, job)
+    return extra
 
 
 def _record_success(job: Job, outputs: dict) -> None:
@@ -304,26 +310,9 @@ def drift_candidates():
 
 
 # --- the reconciler -----------------------------------------------------------------------------
-def reconcile_jobs(*, queued_after: timedelta = timedelta(minutes=5)) -> dict:
-    """Fail running jobs whose worker is gone; enqueue again queued jobs nobody picked up."""
-    r = _redis()
-    lost = 0
-    for job in Job.objects.filter(status__in=[Job.Status.RUNNING, Job.Status.APPLYING]):
-        if not r.exists(_alive_key(job.pk)) and job.heartbeat_at and \
-                job.heartbeat_at < timezone.now() - timedelta(seconds=ALIVE_SECONDS):
-            if Job.objects.filter(pk=job.pk, status=job.status).update(
-                    status=Job.Status.FAILED, finished_at=timezone.now(),
-                    error="The worker running this job stopped answering; retry it."):
-                _append(job, "Error: the worker running this job was lost. Terraform's state lock was released "
-                             "with its connection; retry to complete the change.")
-                job.refresh_from_db()
-                signals.job_finished.send(sender=Job, job=job)
-                lost += 1
-    stale = Job.objects.filter(status=Job.Status.QUEUED, created_at__lt=timezone.now() - queued_after)
-    requeued = [job.pk for job in stale]
-    for job_id in requeued:
-        _enqueue(job_id)
-    return {"lost": lost, "requeued": len(requeued)}
+def reconcile_jobs() -> dict:
+    """Jobs' share of the kernel's reconciler (portal.work.kernel.reconcile does every kind)."""
+    return kernel.reconcile()
 
 
 # --- credentials --------------------------------------------------------------------------------

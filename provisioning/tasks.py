@@ -11,11 +11,6 @@ def run_job(job_id: int) -> None:
 
 
 @shared_task
-def reconcile_jobs() -> dict:
-    return services.reconcile_jobs()
-
-
-@shared_task
 def check_drift_all() -> int:
     """Fan out one drift check per provisioned product (beat runs this every DRIFT_CHECK_INTERVAL)."""
     ids = list(services.drift_candidates().values_list("product_id", flat=True))
@@ -35,18 +30,3 @@ def execute_run(run_id: int) -> str:
     from provisioning import runs
 
     return runs.run_execute(run_id)
-
-
-@shared_task(acks_late=True)
-def deliver_webhook(delivery_id: int) -> str:
-    # Safe to run twice: an attempt first claims the row, and only a due, pending one.
-    from provisioning import webhooks
-
-    return webhooks.deliver(delivery_id)
-
-
-@shared_task
-def sweep_webhooks() -> int:
-    from provisioning import webhooks
-
-    return webhooks.sweep()

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from onboarding import selectors as onboarding
 from portal import pagecache
 from portal.errors import NotAllowed, NotFound, PortalError, or_404
+from portal.work import kernel
 from provisioning import dashboards, services, webhooks
 from provisioning.forms import DashboardForm, JobFilterForm
 from provisioning.models import Job, Provisioning
@@ -126,6 +127,7 @@ def dashboard(request):
         if pagecache.enabled() else None
     response = render(request, "provisioning/dashboard.html", {
         "form": form, "days": days, "d": SimpleLazyObject(sections), "webhook": webhooks.health(),
+        "work": kernel.health(),
         "here": request.get_full_path(), "cache_key": cache_key, "cache_seconds": settings.PAGE_CACHE_SECONDS,
         **pagecache.csrf_context(),
     })

@@ -1,9 +1,10 @@
 """The outgoing webhook: submit, decisions, finished jobs and drift, POSTed as signed JSON.
 
-Each event becomes a `WebhookDelivery` row in the transaction that records the change (an
-outbox), and a task on the worker delivers it once that transaction commits. A receiver that is
-down, slow or answering 5xx, 408 or 429 is tried again with exponential back-off; beat's sweep
-re-enqueues any due delivery whose task was lost. Any other answer outside 2xx is permanent.
+Each event becomes a `Delivery` row of the outbox (portal/work/deliveries.py) in the transaction
+that records the change, and a task on the worker delivers it once that transaction commits. A
+receiver that is down, slow, answering 5xx, 408 or 429, or answering something that is not HTTP is
+tried again with exponential back-off, at most NOTIFY_WEBHOOK_MAX_ATTEMPTS times; the reconciler
+sends again any due delivery whose task was lost. Any other answer outside 2xx is permanent.
 
 What a receiver gets (README, "Outgoing webhook"):
 
@@ -20,6 +21,7 @@ No secret ever goes into a payload: jobs' outputs (credentials among them) are l
 """
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
@@ -30,13 +32,13 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, register
-from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
 from onboarding import signals as wid_signals
+from portal.work import deliveries
+from portal.work.models import Delivery
 from provisioning import signals
-from provisioning.models import WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def verify(secret: str, *, timestamp: str, body: bytes, header: str, now: float 
     return hmac.compare_digest(signature(secret, stamp, body), header or "")
 
 
-def body_of(delivery: WebhookDelivery) -> bytes:
+def body_of(delivery: Delivery) -> bytes:
     """The exact bytes POSTed (and signed): the same on every attempt."""
     document = {"id": str(delivery.delivery_id), "event": delivery.event,
                 "occurred_at": delivery.created_at.isoformat(), "data": delivery.payload}
@@ -79,20 +81,12 @@ def enabled() -> bool:
     return bool(settings.NOTIFY_WEBHOOK_URL)
 
 
-def record(event: str, data: dict) -> WebhookDelivery | None:
+def record(event: str, data: dict) -> Delivery | None:
     """Write the event's delivery row in the current transaction; deliver once it commits."""
     if not enabled():
         return None
     assert event in EVENTS, event
-    delivery = WebhookDelivery.objects.create(event=event, url=settings.NOTIFY_WEBHOOK_URL, payload=data)
-    transaction.on_commit(lambda: _enqueue(delivery.pk))
-    return delivery
-
-
-def _enqueue(delivery_id: int, countdown: float = 0) -> None:
-    from provisioning.tasks import deliver_webhook
-
-    deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+    return deliveries.record(Delivery.Channel.WEBHOOK, event, data, url=settings.NOTIFY_WEBHOOK_URL)
 
 
 def _product(product) -> dict:
@@ -153,31 +147,10 @@ def _drifted(sender, product, details, **kwargs):
 
 # --- Delivering ------------------------------------------------------------------------------
 
-def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds before attempt `attempt + 1`: doubling from NOTIFY_WEBHOOK_RETRY_BASE, at most an hour."""
-    wait = min(settings.NOTIFY_WEBHOOK_RETRY_BASE * 2 ** (attempt - 1), 3600.0)
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, 3600.0))
-    return wait
-
-
-def _claim(delivery_id: int) -> WebhookDelivery | None:
-    """Take a due delivery for one attempt; a lease keeps a second task (or the sweep) off it."""
-    now = timezone.now()
-    with transaction.atomic():
-        delivery = (WebhookDelivery.objects.select_for_update(skip_locked=True)
-                    .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
-                    .first())
-        if delivery is None:
-            return None
-        delivery.attempts += 1
-        delivery.next_attempt_at = now + timedelta(seconds=settings.NOTIFY_WEBHOOK_TIMEOUT + 60)
-        delivery.save(update_fields=["attempts", "next_attempt_at"])
-    return delivery
-
-
-def _post(delivery: WebhookDelivery) -> tuple[int | None, str, float | None]:
-    """(HTTP status or None, error text, Retry-After seconds) of one POST."""
+def _post(delivery: Delivery) -> deliveries.Attempt:
+    """One signed POST; never signs or sends without a secret (the system check says so too)."""
+    if not settings.NOTIFY_WEBHOOK_SECRET:
+        return deliveries.Attempt(False, "NOTIFY_WEBHOOK_SECRET is not set: not sending unsigned", permanent=True)
     body = body_of(delivery)
     stamp = int(time.time())
     request = urllib.request.Request(delivery.url, data=body, method="POST", headers={
@@ -189,15 +162,18 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str, float | None]:
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(request, timeout=settings.NOTIFY_WEBHOOK_TIMEOUT) as response:
-            return response.status, "", None
+            return deliveries.Attempt(True, status_code=response.status)
     except urllib.error.HTTPError as exc:
         text = exc.read(300).decode(errors="replace").strip()
         retry_after = exc.headers.get("Retry-After", "") if exc.headers else ""
         seconds = float(retry_after) if retry_after.strip().isdigit() else None
-        return exc.code, f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else ""), seconds
-    except (urllib.error.URLError, OSError) as exc:  # refused, unreachable, timed out, TLS
+        permanent = exc.code < 500 and exc.code not in RETRYABLE_STATUS
+        return deliveries.Attempt(False, f"HTTP {exc.code} {exc.reason}" + (f": {text}" if text else ""),
+                                  status_code=exc.code, permanent=permanent, retry_after=seconds)
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        # Refused, unreachable, timed out, TLS, or an answer that is not HTTP: worth another try.
         reason = getattr(exc, "reason", exc)
-        return None, f"{type(reason).__name__}: {reason}", None
+        return deliveries.Attempt(False, f"{type(reason).__name__}: {reason}")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -207,61 +183,25 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def deliver(delivery_id: int) -> str:
-    """One attempt at a delivery, if it is due; schedules the next one when worth retrying."""
-    delivery = _claim(delivery_id)
-    if delivery is None:
-        return "not due"
-    if not settings.NOTIFY_WEBHOOK_SECRET:  # never send unsigned (the system check says so too)
-        status, error, retry_after = None, "NOTIFY_WEBHOOK_SECRET is not set: not sending unsigned", None
-        permanent = True
-    else:
-        status, error, retry_after = _post(delivery)
-        permanent = status is not None and not (200 <= status < 300) and status < 500 \
-            and status not in RETRYABLE_STATUS
-    now = timezone.now()
-    fields = {"last_status_code": status, "last_error": error[:2000]}
-    if status is not None and 200 <= status < 300:
-        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=now, last_error="")
-        outcome = "delivered"
-    elif permanent or delivery.attempts >= settings.NOTIFY_WEBHOOK_MAX_ATTEMPTS:
-        fields.update(status=WebhookDelivery.Status.FAILED)
-        outcome = "failed"
-        logger.error("webhook %s %s gave up after %d attempts: %s", delivery.event, delivery.delivery_id,
-                     delivery.attempts, error)
-    else:
-        wait = backoff(delivery.attempts, retry_after)
-        fields.update(next_attempt_at=now + timedelta(seconds=wait))
-        outcome = f"retry in {wait:g} s"
-        logger.warning("webhook %s %s attempt %d failed (%s); %s", delivery.event, delivery.delivery_id,
-                       delivery.attempts, error, outcome)
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
-    if outcome.startswith("retry"):
-        _enqueue(delivery.pk, countdown=wait)
-    return outcome
+deliveries.CHANNELS[Delivery.Channel.WEBHOOK] = deliveries.Channel(
+    send=_post, max_attempts=lambda: settings.NOTIFY_WEBHOOK_MAX_ATTEMPTS,
+    retry_base=lambda: settings.NOTIFY_WEBHOOK_RETRY_BASE)
 
 
-def sweep(*, keep_days: int = 30) -> int:
-    """Re-enqueue due deliveries (their task was lost) and forget old delivered ones."""
-    due = list(WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING,
-                                              next_attempt_at__lte=timezone.now())
-               .order_by("next_attempt_at").values_list("pk", flat=True)[:500])
-    for pk in due:
-        _enqueue(pk)
-    WebhookDelivery.objects.filter(status=WebhookDelivery.Status.DELIVERED,
-                                   delivered_at__lt=timezone.now() - timedelta(days=keep_days)).delete()
-    return len(due)
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    return deliveries.backoff(attempt, base=settings.NOTIFY_WEBHOOK_RETRY_BASE, retry_after=retry_after)
 
 
 def health() -> dict:
     """For the platform dashboard: what is waiting, what failed lately, the last error."""
-    if not enabled() and not WebhookDelivery.objects.exists():
+    webhook = Delivery.objects.filter(channel=Delivery.Channel.WEBHOOK)
+    if not enabled() and not webhook.exists():
         return {"enabled": False}
     since = timezone.now() - timedelta(days=7)
-    pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
-    failed = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED, created_at__gte=since)
-    last = (WebhookDelivery.objects.exclude(last_error="").exclude(status=WebhookDelivery.Status.DELIVERED)
-            .order_by("-next_attempt_at").values("event", "last_error", "attempts", "status").first())
+    pending = webhook.filter(status=Delivery.Status.PENDING)
+    failed = webhook.filter(status=Delivery.Status.FAILED, created_at__gte=since)
+    last = (webhook.exclude(last_error="").exclude(status=Delivery.Status.DELIVERED)
+            .order_by("-available_at").values("event", "last_error", "attempts", "status").first())
     # Only the host: a receiver's URL often carries a token in its path.
     host = urlsplit(settings.NOTIFY_WEBHOOK_URL).netloc.rpartition("@")[2]
     return {"enabled": enabled(), "host": host, "pending": pending.count(),

@@ -47,32 +47,39 @@ def _ensure_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
-    _ensure_database(settings.TF_STATE_DATABASE_URL)
+def portal_env(paths: dict, **overrides: str) -> dict:
+    """The environment of a portal process (worker, beat, web) started by a test, on the test database."""
     db = connection.settings_dict
-    env = {
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "WID_REPO_PATH": str(e2e_paths["repo"]),
-        "WID_REPO_REMOTE": str(e2e_paths["remote"]),
+        "WID_REPO_PATH": str(paths["repo"]),
+        "WID_REPO_REMOTE": str(paths["remote"]),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(e2e_paths["mail"]),
+        "EMAIL_FILE_PATH": str(paths["mail"]),
         "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
         "WID_SITE_QUEUE": settings.WID_SITE_QUEUE,
-        "WID_SITE_ROOT": str(e2e_paths["site"]),
+        "RUNS_QUEUE": settings.RUNS_QUEUE,
+        "WID_SITE_ROOT": str(paths["site"]),
         "WID_SITE_AUTO_BUILD": "true",
         # Events raised in the worker (finished jobs, drift) go to a receiver only the webhook
         # test starts; elsewhere they are retried quietly against a closed port.
-        "NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{e2e_paths['webhook_port']}/hook",
+        "NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{paths['webhook_port']}/hook",
         "NOTIFY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "NOTIFY_WEBHOOK_RETRY_BASE": "0.5",
+        **overrides,
     }
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, e2e_paths):
+    _ensure_database(settings.TF_STATE_DATABASE_URL)
+    env = portal_env(e2e_paths)
     celery = [sys.executable, "-m", "celery", "-A", "portal"]
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     # Tasks left in the queue by earlier runs would name rows that no longer exist.
-    queue = f"{queue},{settings.WID_SITE_QUEUE}"
+    queue = f"{queue},{settings.WID_SITE_QUEUE},{settings.RUNS_QUEUE}"
     subprocess.run([*celery, "purge", "-f", "-Q", queue], env=env, cwd=ROOT, check=True, capture_output=True)
     log = open(e2e_paths["log"], "w")
     worker = subprocess.Popen(
@@ -118,12 +125,11 @@ def with_remote(settings, e2e):
 def _wait_for_idle_worker(log: Path, timeout: float = 60) -> None:
     import redis
 
+    from docs_site.models import SiteBuild
+    from portal.work.models import Delivery
     from provisioning.models import Job, Run
 
-    from docs_site.services import _keys as site_keys
-
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    _, site_scheduled, site_lock = site_keys()
 
     busy = {}
 
@@ -131,7 +137,8 @@ def _wait_for_idle_worker(log: Path, timeout: float = 60) -> None:
         busy.clear()
         busy.update({
             "tasks in the queue": broker.llen(settings.CELERY_TASK_DEFAULT_QUEUE),
-            "site build scheduled or running": broker.exists(site_scheduled, site_lock),
+            "site builds queued or running": SiteBuild.objects.filter(status__in=["queued", "running"]).count(),
+            "e-mails due": Delivery.objects.filter(channel="email", status="pending", attempts=0).count(),
             "jobs active": Job.objects.filter(status__in=["queued", "running", "applying"]).count(),
             "runs active": Run.objects.filter(status__in=["queued", "running"]).count(),
         })

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "onboarding",
     "provisioning",
     "docs_site",
+    "portal.work",
 ]
 
 MIDDLEWARE = [
@@ -91,11 +92,13 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = secret("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# Shared by every web process: the dashboard's figures and the pages' rendered rows (portal/pagecache.py).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+# Shared by every web process: the dashboard's figures and the pages' rendered rows (portal/pagecache.py);
+# pages answer from the database alone while Redis is down (portal/cache.py).
+CACHES = {"default": {"BACKEND": "portal.cache.TolerantRedisCache",
                       "LOCATION": secret("CACHE_URL", default=REDIS_URL),
                       # Portals sharing a Redis (a demo and a test run) never share entries.
-                      "KEY_PREFIX": f"portal:{DATABASES['default']['NAME']}"}}
+                      "KEY_PREFIX": f"portal:{DATABASES['default']['NAME']}",
+                      "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 # Longest life of a cached fragment; entries are keyed by a fingerprint of their data, so a change
 # is visible at once whatever this is. 0: render everything on every request.
 PAGE_CACHE_SECONDS = env.int("PAGE_CACHE_SECONDS", default=300)
@@ -141,6 +144,11 @@ PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Data platform portal <portal@localhost>")
+# E-mails go through the outbox (portal/work/deliveries.py): tried this many times, the waits
+# doubling from the base (12 attempts from 30 s: about a day).
+EMAIL_MAX_ATTEMPTS = env.int("EMAIL_MAX_ATTEMPTS", default=12)
+EMAIL_RETRY_BASE = env.float("EMAIL_RETRY_BASE", default=30.0)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
@@ -179,17 +187,47 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
+# --- Long work (portal/work): jobs, runs, site builds, deliveries ------------------------------
+# Every piece of long work is a PostgreSQL row; Redis only carries the wake-up call.
+JOB_TIMEOUT_SECONDS = env.int("JOB_TIMEOUT_SECONDS", default=1800)  # one provisioning job, all commands
+RUN_TIMEOUT_SECONDS = env.int("RUN_TIMEOUT_SECONDS", default=3600)  # one pipeline run
+WORK_HEARTBEAT_SECONDS = env.float("WORK_HEARTBEAT_SECONDS", default=10.0)
+# A running row whose heartbeat is older than this lost its worker: the reconciler fails it.
+WORK_LOST_AFTER_SECONDS = env.float("WORK_LOST_AFTER_SECONDS", default=45.0)
+# ... and one still running this long past its deadline (its worker could not stop it).
+WORK_DEADLINE_GRACE_SECONDS = env.float("WORK_DEADLINE_GRACE_SECONDS", default=60.0)
+# A queued row's wake-up call is sent again when Redis restarted (it kept nothing) or after this long.
+WORK_REDISPATCH_AFTER_SECONDS = env.float("WORK_REDISPATCH_AFTER_SECONDS", default=300.0)
+WORK_RECONCILE_INTERVAL = env.float("WORK_RECONCILE_INTERVAL", default=5.0)
+LOG_MAX_BYTES = env.int("LOG_MAX_BYTES", default=4 * 1024 * 1024)  # per job, run or build
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=90)
+RUNS_QUEUE = env.str("RUNS_QUEUE", default="portal-runs")
+
 # --- Celery ----------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# Results are never read (rows are the truth), so no task waits on a result backend.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+# A send while Redis is down fails at once (the row waits for the reconciler) instead of holding
+# the request; a worker reconnects for ever.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=1800)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=1900)
+# Work stops itself at its own deadline; Celery's limits are a backstop beyond the longest one
+# (portal.work.checks says so when they are not).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=max(JOB_TIMEOUT_SECONDS,
+                                                                                 RUN_TIMEOUT_SECONDS) + 300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=CELERY_TASK_SOFT_TIME_LIMIT + 60)
 # With late acks on Redis, an unacknowledged task is delivered again after this timeout: it
 # must outlast the longest task, or a long task would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 600),
+    "socket_connect_timeout": 2, "socket_timeout": 10, "socket_keepalive": True, "health_check_interval": 10,
+}
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal")
 CELERY_BEAT_SCHEDULE = {
     "push-wid-repo": {
@@ -216,13 +254,14 @@ LOGGING = {
 WID_SITE_ROOT = Path(env.str("WID_SITE_ROOT", default=str(BASE_DIR / "var" / "site")))
 WID_SITE_URL = env.str("WID_SITE_URL", default="")  # the site's public address, if hosted elsewhere too
 WID_SITE_AUTO_BUILD = env.bool("WID_SITE_AUTO_BUILD", default=True)
-# Seconds a build waits after the first change of a burst. Bursts are coalesced anyway (changes
-# made during a build all go into the next one), so by default it starts at once.
-WID_SITE_BUILD_DELAY = env.float("WID_SITE_BUILD_DELAY", default=0.0)
 WID_SITE_BUILD_TIMEOUT = env.int("WID_SITE_BUILD_TIMEOUT", default=900)
 # Site builds have a queue (and in `make run` a worker) of their own: never behind a long terraform job.
 WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default="portal-site")
-CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE}}
+# Which site output this instance builds and serves (each instance of several has its own);
+# empty: derived from the host name and WID_SITE_ROOT.
+WID_SITE_KEY = env.str("WID_SITE_KEY", default="")
+CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},
+                      "provisioning.tasks.execute_run": {"queue": RUNS_QUEUE}}
 CELERY_BEAT_SCHEDULE["build-wid-site"] = {
     "task": "docs_site.tasks.request_site_build",
     "schedule": env.float("WID_SITE_BUILD_INTERVAL", default=600.0),
@@ -254,10 +293,6 @@ PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
-CELERY_BEAT_SCHEDULE["reconcile-provisioning-jobs"] = {
-    "task": "provisioning.tasks.reconcile_jobs",
-    "schedule": env.float("JOB_RECONCILE_INTERVAL", default=60.0),
-}
 CELERY_BEAT_SCHEDULE["check-drift"] = {
     "task": "provisioning.tasks.check_drift_all",
     "schedule": env.float("DRIFT_CHECK_INTERVAL", default=3600.0),
@@ -272,10 +307,10 @@ NOTIFY_WEBHOOK_TIMEOUT = env.float("NOTIFY_WEBHOOK_TIMEOUT", default=10.0)
 # (12 attempts with a 10 s base: retried for about 6 hours).
 NOTIFY_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFY_WEBHOOK_MAX_ATTEMPTS", default=12)
 NOTIFY_WEBHOOK_RETRY_BASE = env.float("NOTIFY_WEBHOOK_RETRY_BASE", default=10.0)
-CELERY_BEAT_SCHEDULE["deliver-webhooks"] = {
-    "task": "provisioning.tasks.sweep_webhooks",
-    "schedule": env.float("NOTIFY_WEBHOOK_SWEEP_INTERVAL", default=60.0),
-}
-# Pipeline runs: how long a run waits before trying its product's queue again, and may last.
+# Pipeline runs: how long a run waits before trying its product's queue again.
 RUN_WAIT_SECONDS = env.float("RUN_WAIT_SECONDS", default=1.0)
-RUN_TIMEOUT_SECONDS = env.int("RUN_TIMEOUT_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["reconcile-work"] = {
+    "task": "portal.work.tasks.reconcile",
+    "schedule": WORK_RECONCILE_INTERVAL,
+}
+CELERY_BEAT_SCHEDULE["prune-logs"] = {"task": "portal.work.tasks.prune_logs", "schedule": 3600.0}

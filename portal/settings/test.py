@@ -13,7 +13,9 @@ WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test")
 CELERY_BEAT_SCHEDULE = {}
 WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site")
-CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE}}
+RUNS_QUEUE = env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs")
+CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},
+                      "provisioning.tasks.execute_run": {"queue": RUNS_QUEUE}}
 # Tests that follow the site turn this on (and give the site a directory of their own).
 WID_SITE_AUTO_BUILD = env.bool("WID_SITE_AUTO_BUILD", default=False)
 WID_SITE_ROOT = Path(env.str("WID_SITE_ROOT", default=str(BASE_DIR / "var" / "test-site")))

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from docs_site import builder, generate, lineage, services
+from docs_site.models import SiteBuild
 from onboarding import services as onboarding_services
 from onboarding.models import Product
 from onboarding.widrepo import get_repository
@@ -242,7 +244,6 @@ def test_the_portal_serves_the_site_at_docs_to_signed_in_users(client, api, memb
 
 
 def test_before_the_first_build_docs_says_it_is_being_built(client, member, settings):
-    settings.WID_SITE_BUILD_DELAY = 60  # the task waits in the broker; nothing consumes it here
     client.force_login(member)
     response = client.get("/docs/")
     assert response.status_code == 503 and response["Retry-After"] == "5"
@@ -267,47 +268,58 @@ def test_build_site_output_writes_a_complete_copy_and_refuses_a_directory_that_i
     assert (precious / "thesis.txt").read_text() == "keep me"
 
 
-def test_a_burst_of_requests_schedules_one_build_and_builds_once(api, member, settings):
-    settings.WID_SITE_BUILD_DELAY = 60  # keep the scheduled task in the broker during the test
-    create(api, member, "customer-churn")
-    pending, scheduled, _ = services._keys()
-    r = services._redis()
-    r.delete(pending, scheduled)
+def test_a_burst_of_requests_makes_one_queued_build_and_builds_once(
+        api, member, monkeypatch, django_capture_on_commit_callbacks):
     sent = []
-    from docs_site import tasks
-    original = tasks.build_site.apply_async
-    tasks.build_site.apply_async = lambda *a, **kw: sent.append(kw)
-    try:
-        for _ in range(25):
-            services.site_request_build()
-    finally:
-        tasks.build_site.apply_async = original
-
-    assert len(sent) == 1 and int(r.get(pending)) == 25
-    results = services.site_build_pending()
-    assert [result.kind for result in results] == ["full"]
-    assert services.site_build_pending() == []  # nothing pending any more
-    assert not r.exists(scheduled)
-
-
-def test_a_build_task_finding_another_build_running_comes_back_later(api, member):
-    _, _, lock_key = services._keys()
-    lock = services._redis().lock(lock_key, timeout=30)
-    assert lock.acquire(blocking=False)
-    try:
-        assert services.site_build_pending() is None
-    finally:
-        lock.release()
-
-
-def test_a_wid_change_asks_for_a_build_once_its_transaction_commits(
-        api, member, settings, django_capture_on_commit_callbacks, monkeypatch):
-    settings.WID_SITE_AUTO_BUILD = True
-    asked = []
-    monkeypatch.setattr("docs_site.receivers.site_request_build", lambda: asked.append(1))
+    monkeypatch.setattr("portal.work.dispatch.send", lambda task, *args, **kw: sent.append((task, args)) or True)
+    create(api, member, "customer-churn")
+    SiteBuild.objects.all().delete()
     with django_capture_on_commit_callbacks(execute=True):
-        create(api, member, "customer-churn")
-    assert asked == [1]
+        for _ in range(25):
+            services.site_request_build("burst")
+
+    [build] = SiteBuild.objects.all()
+    assert build.status == "queued" and sent == [("docs_site.tasks.build_site", (build.pk,))]
+    assert services.site_build(build.pk) == "full"
+    build.refresh_from_db()
+    assert build.status == "succeeded" and build.kind == "full" and build.finished_at
+    assert "full build" in build.lines.get().text
+    assert services.site_build(build.pk) == "not queued"  # a redelivered task builds nothing
+
+
+def test_a_change_during_a_build_queues_the_next_one_and_builds_never_overlap(api, member, monkeypatch):
+    monkeypatch.setattr("portal.work.dispatch.send", lambda *a, **kw: True)
+    create(api, member, "customer-churn")
+    SiteBuild.objects.all().delete()
+    services.site_request_build("first")
+    first = SiteBuild.objects.get()
+    SiteBuild.objects.filter(pk=first.pk).update(status="running")  # a build of this site is running
+    services.site_request_build("during the build")
+    second = SiteBuild.objects.get(status="queued")
+
+    assert services.site_build(second.pk) == "waiting"  # it waits for the running one, in its row
+    second.refresh_from_db()
+    assert second.status == "queued" and second.available_at > timezone.now()
+
+
+def test_every_known_site_is_asked_for_a_build(api, member, monkeypatch, settings,
+                                              django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr("portal.work.dispatch.send", lambda task, *args, queue=None, **kw: sent.append(queue) or True)
+    SiteBuild.objects.create(site="other-instance", queue="portal-site-b", status="succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.site_request_build("a change") == 2
+    assert sorted(SiteBuild.objects.filter(status="queued").values_list("site", flat=True)) == sorted(
+        [services.site_key(), "other-instance"])
+    assert sorted(sent) == sorted([settings.WID_SITE_QUEUE, "portal-site-b"])
+    assert services.site_build(SiteBuild.objects.get(site="other-instance", status="queued").pk) == \
+        "another instance's"
+
+
+def test_a_wid_change_asks_for_a_build_in_its_own_transaction(api, member, settings):
+    settings.WID_SITE_AUTO_BUILD = True
+    create(api, member, "customer-churn")
+    assert SiteBuild.objects.filter(status="queued", site=services.site_key()).count() == 1
 
 
 def test_the_lineage_layout_places_readers_right_of_what_they_read_and_survives_cycles():

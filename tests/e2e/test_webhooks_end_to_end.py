@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from provisioning import webhooks
-from provisioning.models import Job, WebhookDelivery
+from portal.work.models import Delivery
+from provisioning.models import Job
 from tests.worker import WEBHOOK_SECRET, wait_until
 from tests.factories import TeamFactory, member_of, wid_payload
 from tests.http_receiver import Receiver
@@ -28,7 +29,7 @@ def test_events_reach_a_receiver_that_was_down_signed_and_once_each(e2e, api, se
     job = Job.objects.get(product__slug=slug)
     wait_until(lambda: Job.objects.filter(pk=job.pk, status="succeeded").exists(), timeout=120,
                what="the apply job to succeed", log=e2e["log"])
-    mine = WebhookDelivery.objects.filter(payload__product__slug=slug)
+    mine = Delivery.objects.filter(channel="webhook", payload__product__slug=slug)
     wait_until(lambda: mine.count() == 3 and all(d.attempts >= 1 for d in mine.all()), timeout=30,
                what="a first, failed attempt at each event", log=e2e["log"])
     assert set(mine.values_list("status", flat=True)) == {"pending"}

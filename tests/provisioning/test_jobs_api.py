@@ -29,7 +29,7 @@ def test_approval_starts_an_apply_job_for_an_enabled_target(settings, member, dj
 
     job = Job.objects.get()
     assert (job.action, job.status, job.requested_by, job.reason) == ("apply", "queued", None, "approved by policy")
-    assert any(getattr(c, "func", None).__name__ == "_enqueue" for c in callbacks if hasattr(c, "func"))
+    assert any(getattr(c, "__qualname__", "").startswith("dispatch.") for c in callbacks)
 
 
 def test_approval_of_a_target_not_enabled_here_starts_nothing(settings, member):

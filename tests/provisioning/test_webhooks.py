@@ -13,7 +13,9 @@ from django.utils import timezone
 
 from onboarding import services as wid
 from provisioning import webhooks
-from provisioning.models import Job, Provisioning, WebhookDelivery
+from portal.work import deliveries, kernel
+from portal.work.models import Delivery
+from provisioning.models import Job, Provisioning
 from provisioning.signals import drift_detected, job_finished
 from tests.factories import wid_payload
 from tests.http_receiver import Receiver
@@ -34,10 +36,20 @@ def receiver(settings):
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """The tasks the webhook would send to the worker: (delivery id, countdown)."""
+    """The deliveries whose task would be sent to the worker, by id."""
     sent = []
-    monkeypatch.setattr(webhooks, "_enqueue", lambda pk, countdown=0: sent.append((pk, countdown)))
+
+    def send(task_name, *args, **options):
+        if task_name == "portal.work.tasks.deliver":
+            sent.append(args[0])
+        return True
+
+    monkeypatch.setattr("portal.work.dispatch.send", send)
     return sent
+
+
+def webhook_rows():
+    return Delivery.objects.filter(channel="webhook")  # review e-mails share the outbox
 
 
 def free_port() -> int:
@@ -47,7 +59,7 @@ def free_port() -> int:
 
 
 def make_due(delivery):
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+    webhook_rows().filter(pk=delivery.pk).update(available_at=timezone.now())
 
 
 def submitted(member, slug="customer-churn", **overrides):
@@ -57,9 +69,9 @@ def submitted(member, slug="customer-churn", **overrides):
 
 def test_submit_sends_a_signed_event_the_receiver_can_verify(receiver, member, enqueued):
     product = submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
     assert delivery.event == "wid.submitted" and delivery.status == "pending"
-    assert webhooks.deliver(delivery.pk) == "delivered"
+    assert deliveries.deliver(delivery.pk) == "delivered"
 
     [request] = receiver.requests
     headers, body = request["headers"], request["body"]
@@ -87,7 +99,7 @@ def test_submit_sends_a_signed_event_the_receiver_can_verify(receiver, member, e
     assert data["actor"] == "alice" and data["by_policy"] is False and data["comment"] == "Ready for review."
     delivery.refresh_from_db()
     assert delivery.status == "delivered" and delivery.attempts == 1 and delivery.last_status_code == 204
-    assert webhooks.deliver(delivery.pk) == "not due"  # a second task for it sends nothing
+    assert deliveries.deliver(delivery.pk) == "not due"  # a second task for it sends nothing
     assert len(receiver.requests) == 1
 
 
@@ -105,22 +117,22 @@ def test_each_decision_is_an_event_and_the_policy_has_no_actor(receiver, member,
     assert product.status == "approved"
 
     events = [(d.event, d.payload["product"]["slug"], d.payload["actor"])
-              for d in WebhookDelivery.objects.order_by("id")]
+              for d in webhook_rows().order_by("id")]
     assert events == [
         ("wid.submitted", "churn-a", "alice"), ("wid.approved", "churn-a", "priya"),
         ("wid.submitted", "churn-b", "alice"), ("wid.rejected", "churn-b", "priya"),
         ("wid.submitted", "churn-c", "alice"), ("wid.changes_requested", "churn-c", "priya"),
         ("wid.submitted", "churn-d", "alice"), ("wid.approved", "churn-d", None),
     ]
-    rejected = WebhookDelivery.objects.get(event="wid.rejected")
+    rejected = webhook_rows().get(event="wid.rejected")
     assert rejected.payload["comment"] == "Out of scope." and rejected.payload["by_policy"] is False
-    assert WebhookDelivery.objects.get(event="wid.approved", payload__actor=None).payload["by_policy"] is True
+    assert webhook_rows().get(event="wid.approved", payload__actor=None).payload["by_policy"] is True
     # A row is handed to the worker once its transaction commits.
     assert enqueued == []
     for callback in callbacks:
-        if getattr(callback, "__qualname__", "").startswith("record."):
+        if getattr(callback, "__qualname__", "").startswith("dispatch."):
             callback()
-    assert enqueued == [(WebhookDelivery.objects.get(event="wid.submitted", payload__product__slug="churn-a").pk, 0)]
+    assert webhook_rows().get(event="wid.submitted", payload__product__slug="churn-a").pk in enqueued
 
 
 def test_job_finished_and_drift_are_events_without_secrets(receiver, member, platform, enqueued):
@@ -132,33 +144,33 @@ def test_job_finished_and_drift_are_events_without_secrets(receiver, member, pla
     job_finished.send(sender=Job, job=job)
     drift_detected.send(sender=Provisioning, product=product, details=["localplatform_queue.compute"])
 
-    finished = WebhookDelivery.objects.get(event="job.finished")
+    finished = webhook_rows().get(event="job.finished")
     assert finished.payload["job"]["id"] == job.pk and finished.payload["job"]["status"] == "failed"
     assert finished.payload["job"]["error"] == "Error: pq: permission denied"
     assert finished.payload["job"]["requested_by"] == "priya"
     assert finished.payload["job"]["url"].endswith(f"/jobs/{job.pk}/")
     assert finished.payload["product"]["slug"] == product.slug
     assert "hunter2" not in json.dumps(finished.payload)
-    drifted = WebhookDelivery.objects.get(event="product.drifted")
+    drifted = webhook_rows().get(event="product.drifted")
     assert drifted.payload["details"] == ["localplatform_queue.compute"]
     for delivery in (finished, drifted):
-        assert webhooks.deliver(delivery.pk) == "delivered"
+        assert deliveries.deliver(delivery.pk) == "delivered"
     assert [r["headers"]["X-Portal-Event"] for r in receiver.requests] == ["job.finished", "product.drifted"]
 
 
 def test_no_url_no_rows(settings, member, enqueued):
     settings.NOTIFY_WEBHOOK_URL = ""
     submitted(member)
-    assert not WebhookDelivery.objects.exists() and enqueued == []
+    assert not webhook_rows().exists() and not set(enqueued) & set(webhook_rows().values_list("pk", flat=True))
 
 
 def test_the_event_is_written_with_the_change_or_not_at_all(receiver, member, enqueued):
     wid.wid_create(user=member, data=wid_payload())
     with pytest.raises(RuntimeError), transaction.atomic():
         wid.wid_submit(user=member, slug="customer-churn")
-        assert WebhookDelivery.objects.count() == 1
+        assert webhook_rows().count() == 1
         raise RuntimeError("the request fails after the submit")
-    assert not WebhookDelivery.objects.exists()
+    assert not webhook_rows().exists()
 
 
 def test_a_receiver_that_is_down_is_retried_with_backoff_until_it_answers(settings, member, enqueued):
@@ -167,25 +179,29 @@ def test_a_receiver_that_is_down_is_retried_with_backoff_until_it_answers(settin
     settings.NOTIFY_WEBHOOK_SECRET = SECRET
     settings.NOTIFY_WEBHOOK_RETRY_BASE = 10.0
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
 
     before = timezone.now()
-    assert webhooks.deliver(delivery.pk) == "retry in 10 s"
+    assert deliveries.deliver(delivery.pk) == "retry in 10 s"
     delivery.refresh_from_db()
     assert delivery.status == "pending" and delivery.attempts == 1 and delivery.last_status_code is None
     assert "refused" in delivery.last_error.lower()
-    assert timedelta(seconds=9) < delivery.next_attempt_at - before < timedelta(seconds=12)
-    assert enqueued[-1] == (delivery.pk, 10.0)
-    assert webhooks.deliver(delivery.pk) == "not due"  # too early: the sweep or a stray task waits
+    assert timedelta(seconds=9) < delivery.available_at - before < timedelta(seconds=12)
+    kernel.reconcile()
+    assert delivery.pk not in enqueued  # not due yet: the reconciler leaves it
+    assert deliveries.deliver(delivery.pk) == "not due"  # too early: a stray task sends nothing
 
     make_due(delivery)
-    assert webhooks.deliver(delivery.pk) == "retry in 20 s"  # still down: the wait doubles
+    assert deliveries.deliver(delivery.pk) == "retry in 20 s"  # still down: the wait doubles
 
     server = Receiver(port)  # the receiver comes back
     try:
         make_due(delivery)
-        assert webhooks.sweep() == 1 and enqueued[-1] == (delivery.pk, 0)  # beat's sweep finds it due
-        assert webhooks.deliver(delivery.pk) == "delivered"
+        kernel.reconcile()
+        assert enqueued.count(delivery.pk) == 1  # the reconciler finds it due
+        kernel.reconcile()
+        assert enqueued.count(delivery.pk) == 1  # sent once, not at every round
+        assert deliveries.deliver(delivery.pk) == "delivered"
     finally:
         server.close()
     delivery.refresh_from_db()
@@ -196,40 +212,42 @@ def test_a_receiver_that_is_down_is_retried_with_backoff_until_it_answers(settin
 
 def test_5xx_408_and_429_are_retried_other_4xx_are_final(receiver, member, enqueued):
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
     receiver.answers = [(503, {}), (429, {"Retry-After": "120"}), (408, {}), (410, {})]
-    assert webhooks.deliver(delivery.pk) == "retry in 10 s"
+    assert deliveries.deliver(delivery.pk) == "retry in 10 s"
     make_due(delivery)
-    assert webhooks.deliver(delivery.pk) == "retry in 120 s"  # the receiver's Retry-After, when longer
+    assert deliveries.deliver(delivery.pk) == "retry in 120 s"  # the receiver's Retry-After, when longer
     make_due(delivery)
-    assert webhooks.deliver(delivery.pk) == "retry in 40 s"
+    assert deliveries.deliver(delivery.pk) == "retry in 40 s"
     make_due(delivery)
-    assert webhooks.deliver(delivery.pk) == "failed"
+    assert deliveries.deliver(delivery.pk) == "failed"
     delivery.refresh_from_db()
     assert delivery.status == "failed" and delivery.attempts == 4 and delivery.last_status_code == 410
     assert delivery.last_error.startswith("HTTP 410")
     make_due(delivery)
-    assert webhooks.deliver(delivery.pk) == "not due" and webhooks.sweep() == 0
+    assert deliveries.deliver(delivery.pk) == "not due"
+    kernel.reconcile()
+    assert delivery.pk not in enqueued
     assert len(receiver.requests) == 4
 
 
 def test_a_redirect_is_not_followed(receiver, member, enqueued):
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
     receiver.answers = [(302, {"Location": "http://example.invalid/elsewhere"})]
-    assert webhooks.deliver(delivery.pk) == "failed"
+    assert deliveries.deliver(delivery.pk) == "failed"
     assert len(receiver.requests) == 1
 
 
 def test_it_gives_up_after_the_last_attempt(settings, receiver, member, enqueued):
     settings.NOTIFY_WEBHOOK_MAX_ATTEMPTS = 3
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
     receiver.answers = [(500, {})] * 3
     outcomes = []
     for _ in range(3):
         make_due(delivery)
-        outcomes.append(webhooks.deliver(delivery.pk))
+        outcomes.append(deliveries.deliver(delivery.pk))
     assert outcomes == ["retry in 10 s", "retry in 20 s", "failed"]
 
 
@@ -248,8 +266,8 @@ def test_a_url_without_a_secret_fails_the_checks_and_nothing_goes_unsigned(setti
     assert "provisioning.E001" in {e.id for e in run_checks()}
     settings.NOTIFY_WEBHOOK_URL = "http://127.0.0.1:9/hook"
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
-    assert webhooks.deliver(delivery.pk) == "failed"
+    delivery = webhook_rows().get()
+    assert deliveries.deliver(delivery.pk) == "failed"
     delivery.refresh_from_db()
     assert "NOTIFY_WEBHOOK_SECRET" in delivery.last_error
     settings.NOTIFY_WEBHOOK_SECRET = SECRET
@@ -258,9 +276,9 @@ def test_a_url_without_a_secret_fails_the_checks_and_nothing_goes_unsigned(setti
 
 def test_the_dashboard_shows_the_webhooks_health(client, receiver, member, platform, enqueued):
     submitted(member)
-    delivery = WebhookDelivery.objects.get()
+    delivery = webhook_rows().get()
     receiver.answers = [(404, {})]
-    webhooks.deliver(delivery.pk)
+    deliveries.deliver(delivery.pk)
     client.force_login(platform)
     page = client.get("/dashboard/").content.decode()
     assert "Outgoing webhook" in page and "HTTP 404" in page
