@@ -95,3 +95,25 @@ class ReviewEvent(models.Model):
     @property
     def by_policy(self) -> bool:
         return not self.actor
+
+
+class MembershipEvent(models.Model):
+    """Append-only audit of team membership, so "was this person in the team at time T" has an
+    answer after they left (the four-eyes rule asks it about the moment a WID was submitted)."""
+
+    class Kind(models.TextChoices):
+        JOINED = "joined"
+        LEFT = "left"
+        ROLE_CHANGED = "role_changed"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="membership_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership_events")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, help_text="the role after the event")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", help_text="who made the change")
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["team", "user", "at"], name="membership_event_lookup")]

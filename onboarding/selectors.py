@@ -1,11 +1,13 @@
 """Reads of onboarding: products, teams, permissions, and what git knows of a WID."""
 import difflib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
-from onboarding.models import Membership, Product, Team
+from onboarding import widfile
+from onboarding.models import Membership, MembershipEvent, Product, Team
 from onboarding.widrepo import CommitInfo, GitError, get_repository
 from portal.errors import InvalidInput, NotFound
 
@@ -47,9 +49,77 @@ def user_can_edit_product(user, product: Product) -> bool:
     return user_is_member(user, product.team)
 
 
-def user_can_decide(user, product: Product) -> bool:
-    """The platform decides, and never on a WID of a team it is itself in (four eyes)."""
-    return user_is_platform(user) and not user_is_member(user, product.team)
+# Review log times are kept to the second: a membership change within the second after the
+# logged submit time may have come before the submit or after it, so it counts as "at submit".
+SUBMIT_TIME_PRECISION = timedelta(seconds=1)
+
+
+def user_may_decide(user, product: Product) -> str | None:
+    """Why `user` may not approve, reject or ask changes of `product` (four eyes), or None.
+
+    The decider is on the platform team (superusers included) and is none of: the submitter,
+    an author of a change since the last approval, a member of the owning team now, or when the
+    WID was submitted. Read from git (review log, commit authors) and the membership audit, never
+    from caches on the user object: membership may have changed since the request began.
+    """
+    if not user_is_platform(user):
+        return "Only the platform team decides on WIDs."
+    team = product.team
+    if Membership.objects.filter(team=team, user=user).exists():
+        return f"You are in {team.slug!r}, which owns this WID: another platform member decides."
+    repo = get_repository()
+    text = repo.read(product.path, after=product.head_sha)
+    reviews = widfile.parse(text).reviews if text is not None else []
+    submit = next((r for r in reversed(reviews) if r.action == "submitted"), None)
+    if submit is not None and submit.actor == user.username:
+        return "You submitted this WID: another platform member decides."
+    if _user_identities(user) & _authors_since_last_approval(product, repo):
+        return "You changed this WID since it was last approved: another platform member decides."
+    if submit is not None and user_was_member(user, team, start=submit.at, end=submit.at + SUBMIT_TIME_PRECISION):
+        return (f"You were in {team.slug!r} when this WID was submitted ({submit.at:%Y-%m-%d %H:%M:%S} UTC): "
+                "another platform member decides.")
+    return None
+
+
+def _user_identities(user) -> set[str]:
+    """The e-mails a user's commits carry: today's, and the portal's stand-in for users without one."""
+    from onboarding.services import user_author  # services import selectors: import at call time
+
+    return {user_author(user).email.lower(), f"{user.username}@users.portal.invalid".lower()}
+
+
+def _authors_since_last_approval(product: Product, repo) -> set[str]:
+    """E-mails of the authors of the WID's commits after its last approval, decisions left out
+    (asking for changes is not writing them: the reviewer may decide on the next round)."""
+    from onboarding.services import TRANSITIONS
+
+    decisions = {action: TRANSITIONS[action][3] for action in ("approve", "reject", "request_changes")}
+    authors = set()
+    for commit in repo.history(product.path):
+        decision = next((action for action, verb in decisions.items()
+                         if commit.message == f"{verb} {product.slug}"
+                         or commit.message.startswith(f"{verb} {product.slug}: ")), None)
+        if decision == "approve":
+            break
+        if decision is None:
+            authors.add(commit.author_email.lower())
+    return authors
+
+
+def user_was_member(user, team: Team, *, start: datetime, end: datetime) -> bool:
+    """Whether `user` was in `team` at any moment from `start` to `end` (the membership audit)."""
+    if Membership.objects.filter(team=team, user=user, created_at__lte=end).exists():
+        return True  # a membership row is never re-created in place: it has lasted since its creation
+    events = list(MembershipEvent.objects.filter(team=team, user=user).order_by("at", "id"))
+    member = bool(events) and events[0].kind != MembershipEvent.Kind.JOINED  # joined before the audit began
+    for event in events:
+        if event.at > end:
+            break
+        if event.at <= start:
+            member = event.kind != MembershipEvent.Kind.LEFT
+        elif event.kind != MembershipEvent.Kind.LEFT:
+            return True
+    return member
 
 
 def user_can_manage_team(user, team: Team) -> bool:

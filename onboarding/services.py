@@ -14,9 +14,10 @@ from functools import partial
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.utils import timezone as dj_timezone
 
 from onboarding import selectors, signals, widfile
-from onboarding.models import Membership, Product, ReviewEvent, Team
+from onboarding.models import Membership, MembershipEvent, Product, ReviewEvent, Team
 from onboarding.validation import clean_text, clean_wid_input, merge_input, one_line, refuse_unstorable
 from onboarding.widfile import ReviewEntry, WidDocument
 from onboarding.widrepo import (Author, CommitInfo, GitError, PushRejected, RepositoryBusy, RepositoryMissing,
@@ -61,6 +62,7 @@ def team_create(*, user, slug: str, name: str) -> Team:
         raise InvalidInput.on("slug", f"A team {slug!r} already exists.")
     team = Team.objects.create(slug=slug, name=name)
     Membership.objects.create(team=team, user=user, role=Membership.Role.OWNER)
+    _membership_event(team, user, MembershipEvent.Kind.JOINED, Membership.Role.OWNER, actor=user)
     return team
 
 
@@ -71,14 +73,18 @@ def team_member_add(*, actor, team: Team, username: str, role: str) -> Membershi
     if role not in Membership.Role.values:
         raise InvalidInput.on("role", f"Choose one of: {', '.join(Membership.Role.values)}.")
     user = selectors.user_by_username(username)
+    _lock_team(team)
     membership, created = Membership.objects.select_for_update().get_or_create(
         team=team, user=user, defaults={"role": role}
     )
-    if not created and membership.role != role:
+    if created:
+        _membership_event(team, user, MembershipEvent.Kind.JOINED, role, actor=actor)
+    elif membership.role != role:
         if role != Membership.Role.OWNER:
             _keep_an_owner(team, leaving=membership)
         membership.role = role
         membership.save(update_fields=["role"])
+        _membership_event(team, user, MembershipEvent.Kind.ROLE_CHANGED, role, actor=actor)
     return membership
 
 
@@ -86,12 +92,24 @@ def team_member_add(*, actor, team: Team, username: str, role: str) -> Membershi
 def team_member_remove(*, actor, team: Team, username: str) -> None:
     if not selectors.user_can_manage_team(actor, team) and actor.username != username:
         raise NotAllowed("Only the team's owners remove other members.")
+    _lock_team(team)
     try:
         membership = Membership.objects.select_for_update().get(team=team, user__username=username)
     except Membership.DoesNotExist:
         raise NotFound(f"{username!r} is not a member of {team.slug!r}.") from None
     _keep_an_owner(team, leaving=membership)
     membership.delete()
+    _membership_event(team, membership.user, MembershipEvent.Kind.LEFT, membership.role, actor=actor)
+
+
+def _lock_team(team: Team) -> None:
+    """Membership changes and decisions on the team's WIDs take turns (the four-eyes check
+    reads the team's members and must not see them change under it)."""
+    Team.objects.select_for_update().get(pk=team.pk)
+
+
+def _membership_event(team: Team, user, kind: str, role: str, *, actor) -> None:
+    MembershipEvent.objects.create(team=team, user=user, kind=kind, role=role, actor=actor, at=dj_timezone.now())
 
 
 def _keep_an_owner(team: Team, *, leaving: Membership) -> None:
@@ -393,10 +411,10 @@ def _decide(action: str, *, user, slug: str, comment: str, comment_required: boo
     repo = get_repository()
     with _write_lock(repo), transaction.atomic():
         product = _locked_product(slug)
-        if not selectors.user_is_platform(user):
-            raise NotAllowed("Only the platform team decides on WIDs.")
-        if not selectors.user_can_decide(user, product):
-            raise NotAllowed(f"You are in {product.team.slug!r}, which owns this WID: another platform member decides.")
+        _lock_team(product.team)
+        refusal = selectors.user_may_decide(user, product)
+        if refusal:
+            raise NotAllowed(refusal)
         return _transition(product, _read_current(product), action, actor=user, comment=comment)
 
 
