@@ -206,7 +206,7 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         tf = terraform.Terraform(
             workdir, workspace=product.slug, extra_env={"LOCALPLATFORM_WAREHOUSE_DSN": warehouse_dsn()},
             on_line=partial(_append, job), should_cancel=beat.should_cancel,
-            **_deadline_and_group(job),
+            deadline=kernel.seconds_left(job), on_start=partial(kernel.record_process_group, job),
         )
         _set(job, step="init")
         tf.init({"conn_str": state_conn_str()})
@@ -254,19 +254,6 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         logger.exception("job %s failed unexpectedly", job.pk)
         _append(job, f"Error: {type(exc).__name__}: {exc}")
         _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
-
-
-def _deadline_and_group(job: Job) -> dict:
-    """What the terraform adapter accepts of the kernel: the job's deadline, where to note its process group."""
-    import inspect
-
-    accepted = inspect.signature(terraform.Terraform).parameters
-    extra = {}
-    if "deadline" in accepted:
-        extra["deadline"] = kernel.seconds_left(job)
-    if "on_start" in accepted:
-        extra["on_start"] = partial(kernel.record_process_group, job)
-    return extra
 
 
 def _record_success(job: Job, outputs: dict) -> None:
