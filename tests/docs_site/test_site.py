@@ -138,9 +138,13 @@ def test_a_wid_removed_from_git_leaves_the_site_at_the_next_full_build(api, memb
 
 
 def test_an_index_that_names_a_file_the_repository_lacks_still_builds_every_page(api, member, settings, tmp_path):
+    # The index was built from another repository (two checkouts sharing one database), created
+    # while the index was empty (the portal never creates one while the index holds products).
+    settings.WID_REPO_PATH = tmp_path / "another-repo"
+    get_repository().head()
+    settings.WID_REPO_PATH = tmp_path / "wid-repo"
     create(api, member, "customer-churn")
     create(api, member, "web-sessions", name="Web sessions")
-    # The index was built from another repository (two checkouts sharing one database).
     settings.WID_REPO_PATH = tmp_path / "another-repo"
     create(api, member, "orders-core", name="Orders core")
     settings.WID_REPO_PATH = tmp_path / "wid-repo"
