@@ -2,7 +2,7 @@
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -15,7 +15,7 @@ from onboarding.validation import (
     WidInputSerializer, unknown_keys,
 )
 from portal import pagecache
-from portal.errors import InvalidInput, flatten_errors
+from portal.errors import InvalidInput, error_responses, flatten_errors
 
 
 # --- serializers for output -----------------------------------------------------------------
@@ -91,16 +91,6 @@ class WidUpdateInput(WidInputSerializer):
     version = serializers.IntegerField(min_value=1)
 
 
-class ErrorOutput(serializers.Serializer):
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
-def errors(*codes: int) -> dict:
-    """The error answers an operation declares, all in the one shape portal/errors.py gives them."""
-    return {code: OpenApiResponse(ErrorOutput) for code in codes}
-
-
 # What a GET of a product returns but a write does not set: accepted back unchanged, so that a
 # client can GET, edit and PATCH the whole object.
 READ_ONLY_KEYS = frozenset(ProductDetailOutput().fields) - frozenset(WidUpdateInput().fields)
@@ -153,7 +143,7 @@ class TeamListApi(APIView):
     def get(self, request):
         return Response(TeamOutput(selectors.team_list(), many=True).data)
 
-    @extend_schema(request={"application/json": TeamInput}, responses={201: TeamDetailOutput, **errors(400)})
+    @extend_schema(request={"application/json": TeamInput}, responses={201: TeamDetailOutput, **error_responses(400)})
     def post(self, request):
         data = validated(request, TeamInput)
         team = services.team_create(user=request.user, slug=data["slug"], name=data["name"])
@@ -173,7 +163,7 @@ class TeamMemberListApi(APIView):
         return Response(MemberOutput(selectors.team_memberships(selectors.team_get(slug)), many=True).data)
 
     @extend_schema(request={"application/json": MemberInput},
-                   responses={201: MemberOutput, **errors(400, 403, 404, 409)})
+                   responses={201: MemberOutput, **error_responses(400, 403, 404, 409)})
     def post(self, request, slug):
         team = selectors.team_get(slug)
         membership = services.team_member_add(actor=request.user, team=team, **validated(request, MemberInput))
@@ -210,7 +200,7 @@ class ProductListApi(APIView):
         return response
 
     @extend_schema(request={"application/json": WidInputSerializer},
-                   responses={201: ProductDetailOutput, **errors(400, 403, 503)})
+                   responses={201: ProductDetailOutput, **error_responses(400, 403, 503)})
     def post(self, request):
         data = request.data
         unknown = unknown_keys(data, WidInputSerializer()) if isinstance(data, dict) else {}
@@ -227,7 +217,7 @@ class ProductDetailApi(APIView):
         return _product_response(selectors.product_get(slug))
 
     @extend_schema(request={"application/json": WidUpdateInput},
-                   responses={200: ProductDetailOutput, **errors(400, 403, 404, 409, 503)},
+                   responses={200: ProductDetailOutput, **error_responses(400, 403, 404, 409, 503)},
                    description="Send the `version` you read and the fields to change; the keys a GET returns "
                                "and a write does not set may be sent back unchanged.")
     def patch(self, request, slug):
@@ -261,7 +251,7 @@ class ProductHistoryApi(APIView):
 def _lifecycle_api(service, doc: str):
     class LifecycleApi(APIView):
         @extend_schema(request={"application/json": CommentInput},
-                       responses={200: ProductDetailOutput, **errors(400, 403, 404, 409, 503)}, description=doc)
+                       responses={200: ProductDetailOutput, **error_responses(400, 403, 404, 409, 503)}, description=doc)
         def post(self, request, slug):
             product = service(user=request.user, slug=slug, comment=validated(request, CommentInput).get("comment", ""))
             return _product_response(product)

@@ -84,6 +84,19 @@ def flatten_errors(errors) -> dict[str, list[str]]:
     return flat
 
 
+def error_responses(*codes: int) -> dict:
+    """For `extend_schema(responses=...)`: the error answers an operation gives, all in the one
+    shape `api_exception_handler` gives them."""
+    from drf_spectacular.utils import OpenApiResponse, inline_serializer
+    from rest_framework import serializers
+
+    shape = inline_serializer("Error", {
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    })
+    return {code: OpenApiResponse(shape) for code in codes}
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, PortalError):
         headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else None

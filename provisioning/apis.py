@@ -5,7 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from onboarding import selectors as onboarding
-from portal.errors import InvalidInput
+from portal.errors import InvalidInput, error_responses
 from provisioning import runs, services
 from provisioning.models import Job, Provisioning, Run
 
@@ -40,6 +40,10 @@ class LogLineOutput(serializers.Serializer):
     text = serializers.CharField()
 
 
+class JobInput(serializers.Serializer):
+    action = serializers.ChoiceField(Job.Action.values)
+
+
 def _job_response(job: Job, code=status.HTTP_200_OK) -> Response:
     job = services.job_get(job.pk)
     headers = {"Location": f"/api/v1/jobs/{job.pk}/"} if code == status.HTTP_202_ACCEPTED else None
@@ -53,12 +57,17 @@ class ProductJobListApi(APIView):
         jobs = Job.objects.filter(product=product).select_related("product", "requested_by", "confirmed_by")[:100]
         return Response(JobOutput(jobs, many=True).data)
 
-    @extend_schema(request=inline_serializer("JobInput", {"action": serializers.ChoiceField(Job.Action.values)}),
-                   responses={202: JobOutput})
+    @extend_schema(request={"application/json": JobInput}, responses={202: JobOutput, **error_responses(400, 403, 404, 409)})
     def post(self, request, slug):
         product = onboarding.product_get(slug)
-        action = request.data.get("action") if isinstance(request.data, dict) else None
-        if action not in Job.Action.values:
+        data = request.data
+        if not isinstance(data, dict):
+            raise InvalidInput("Send a JSON object.", errors={"body": ["Send a JSON object."]})
+        unknown = sorted(set(data) - set(JobInput().fields))
+        if unknown:
+            raise InvalidInput(errors={key: ["Unknown field: leave it out, or check its spelling."] for key in unknown})
+        action = data.get("action")
+        if not isinstance(action, str) or action not in Job.Action.values:
             raise InvalidInput.on("action", f"Choose one of: {', '.join(Job.Action.values)}.")
         job = services.job_start(user=request.user, product=product, action=action)
         return _job_response(job, status.HTTP_202_ACCEPTED)
