@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from portal.settings.base import *  # noqa: F403
-from portal.settings.base import BASE_DIR, DATABASES, env
+from portal.settings.base import BASE_DIR, CELERY_BEAT_SCHEDULE, DATABASES, env
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -11,7 +11,8 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.locm
 WID_REPO_PATH = Path(env.str("WID_REPO_PATH", default=str(BASE_DIR / "var" / "test-wid-repo")))
 WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test")
-CELERY_BEAT_SCHEDULE = {}
+# Only the reconciler: fault tests run beat (tests/faults), nothing else does.
+CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"]}
 WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site")
 RUNS_QUEUE = env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs")
 CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},

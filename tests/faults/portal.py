@@ -74,7 +74,9 @@ class Portal:
             WID_SITE_QUEUE=f"{queue}-site", RUNS_QUEUE=f"{queue}-runs", WID_SITE_AUTO_BUILD="false",
             WID_REPO_REMOTE="", WORK_RECONCILE_INTERVAL="1", WORK_HEARTBEAT_SECONDS="1",
             WORK_LOST_AFTER_SECONDS="10", PROVISION_ON_APPROVAL_TARGETS="local",
-            PORTAL_BASE_URL=f"http://127.0.0.1:{self.web_port}", **overrides)
+            PORTAL_BASE_URL=f"http://127.0.0.1:{self.web_port}", TERRAFORM_WORKDIR=str(tmp_path / "tf-work"),
+            **overrides)
+        self.workdir = tmp_path / "tf-work"
         self.queues = f"{queue},{queue}-site,{queue}-runs"
         self.processes: dict[str, subprocess.Popen] = {}
 
