@@ -14,7 +14,8 @@ def site(request, path: str = ""):
         response = render(request, "docs_site/not_built.html", status=503)
         response["Retry-After"] = "5"
         return response
-    if path and not path.endswith("/") and (root / path).is_dir():
+    # Only inside the site: a redirect for `../../etc` would tell whether a directory exists elsewhere.
+    if path and not path.endswith("/") and (root / path).resolve().is_relative_to(root) and (root / path).is_dir():
         return redirect(request.path + "/")
     response = serve(request, path + "index.html" if path == "" or path.endswith("/") else path, document_root=root)
     response["X-Content-Type-Options"] = "nosniff"

@@ -119,8 +119,9 @@ def job_confirm(*, user, job: Job) -> Job:
 
 
 def job_cancel(*, user, job: Job) -> Job:
-    if not (onboarding.user_is_platform(user) or (job.action == Job.Action.PLAN and job.requested_by_id == user.pk)):
-        raise NotAllowed("Only the platform team (or who started a plan) cancels a job.")
+    if not (onboarding.user_is_platform(user) or (job.action == Job.Action.PLAN and job.requested_by_id == user.pk
+                                                   and onboarding.user_can_edit_product(user, job.product))):
+        raise NotAllowed("Only the platform team (or who started a plan, while in the product's team) cancels a job.")
     now = timezone.now()
     # Not yet picked up by a worker, or waiting for a confirmation: nothing runs, stop it here.
     if Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.PLANNED]).update(
