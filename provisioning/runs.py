@@ -147,7 +147,7 @@ def _end(run: Run, status: str, code: int | None, error: str) -> str:
     if error:
         kernel.append(run, f"Error: {error}")
     Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-        status=status, exit_code=code, finished_at=timezone.now(), error=error[:2000])
+        status=status, exit_code=code, finished_at=timezone.now(), error=kernel.storable(error[:2000]))
     return status
 
 

@@ -174,6 +174,8 @@ def state_conn_str() -> str:
 
 
 def _set(job: Job, **fields) -> None:
+    if "error" in fields:
+        fields["error"] = kernel.storable(fields["error"])
     for name, value in fields.items():
         setattr(job, name, value)
     Job.objects.filter(pk=job.pk).update(**fields)

@@ -7,6 +7,7 @@ fails for a reason that may pass (the receiver down, 5xx, 408/429, an SMTP hiccu
 is not HTTP at all) is tried again with doubling waits until the channel's last attempt; anything
 else is final. The reconciler sends the task again for any due row, so nothing depends on Redis.
 """
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,7 @@ def deliver(delivery_id: int) -> str:
     except Exception as exc:  # an adapter's bug must not leave the row retrying for ever
         logger.exception("delivery %s: the %s adapter raised", delivery.pk, delivery.channel)
         attempt = Attempt(False, f"{type(exc).__name__}: {exc}")
+    attempt = dataclasses.replace(attempt, error=kernel.storable(attempt.error))
     now = timezone.now()
     fields = {"last_status_code": attempt.status_code, "last_error": attempt.error[:2000]}
     if attempt.ok:

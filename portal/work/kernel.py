@@ -177,13 +177,18 @@ def record_process_group(row, pgid: int) -> None:
 
 
 # --- the log -----------------------------------------------------------------------------------
+def storable(text: str) -> str:
+    """Text from outside (a process's output, a receiver's answer) as PostgreSQL can store it."""
+    return text.replace("\x00", "\ufffd")
+
+
 def append(row, text: str, *, redact: tuple[str, ...] = ()) -> None:
     """Append one line to the row's log: redacted, at most 10,000 characters, within the row's cap."""
     kind = kind_of(row)
     for secret in redact:
         if secret:
             text = text.replace(secret, "***")
-    text = text[:10_000]
+    text = storable(text[:10_000])
     size = len(text.encode("utf-8", errors="replace")) + 1
     with transaction.atomic():
         lines, used, truncated = (kind.model.objects.select_for_update().filter(pk=row.pk)
