@@ -32,10 +32,11 @@ from provisioning.services import state_conn_str, user_can_read_credentials
 
 
 def _fail_lost_run(run: Run, reason: str) -> bool:
-    if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
-            status=Run.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]):
-        return False
-    kernel.append(run, f"Error: {reason}.")
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
+                status=Run.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]):
+            return False
+        kernel.append(run, f"Error: {reason}.")
     return True
 
 

@@ -34,11 +34,12 @@ def _fail_lost_job(job: Job, reason: str) -> bool:
     Terraform's state lock was held by the dead process's database connection, which PostgreSQL
     closed with it; the product's lock (its active job) ends here.
     """
-    if not Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
-            status=Job.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}. Retry it."[:2000]):
-        return False
-    _append(job, f"Error: {reason}. Terraform's state lock was released with its process; "
-                 "retry to complete the change (a retry adopts whatever the lost run had created).")
+    with transaction.atomic():  # the status and the line saying why, seen together
+        if not Job.objects.filter(pk=job.pk, status=job.status, heartbeat_at=job.heartbeat_at).update(
+                status=Job.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}. Retry it."[:2000]):
+            return False
+        _append(job, f"Error: {reason}. Terraform's state lock was released with its process; "
+                     "retry to complete the change (a retry adopts whatever the lost run had created).")
     job.refresh_from_db()
     signals.job_finished.send(sender=Job, job=job)
     return True
