@@ -9,7 +9,7 @@ export PORT PORTAL_BASE_URL
 # Every process defaults to production settings; these targets (and the Procfile) are development.
 DEV := DJANGO_SETTINGS_MODULE=portal.settings.dev
 
-.PHONY: run test install services browser migrate demo bench bench-provisioning bench-site bench-pages clean
+.PHONY: run test trials install services browser migrate demo bench bench-provisioning bench-site bench-pages clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +52,11 @@ bench-site: services
 
 bench-pages: services
 	$(PY) bench/pages.py
+
+# The long fault trials (README, "Reliability"): ten SIGKILLs of the worker mid-apply, and each fault
+# test of tests/faults once more. `make test` runs one trial of each.
+trials: services
+	FAULT_TRIALS=$${FAULT_TRIALS:-10} $(VENV)/bin/pytest -p no:cacheprovider -s -ra tests/faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf var/test-* var/bench-*
