@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from provisioning import services, terraform
-from tests.provisioning.test_provider_adoption import group_members, pg_product  # noqa: F401  (fixture)
+from tests.provisioning.test_provider_adoption import group_members, leftovers, pg_product  # noqa: F401  (fixtures)
 from tests.provisioning.test_local_provider import admin_dsn  # noqa: F401  (fixture)
 
 
