@@ -218,9 +218,8 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def wid_repo(world):
-    """Every cell uses the world's repository (this replaces the suite's one-repository-per-test)."""
-    return get_repository().path
+def wid_repo():
+    """Replaces the suite's one repository per test: every cell uses the world's (see `world`)."""
 
 
 # --- the cells ----------------------------------------------------------------------------------
