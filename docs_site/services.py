@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from docs_site import builder
 from docs_site.models import SiteBuild, SiteBuildLogLine
+from onboarding.widrepo import get_repository
 from portal.work import kernel
 
 KNOWN_FOR = timedelta(days=30)  # a site that asked for no build this long is taken as gone
@@ -60,6 +61,14 @@ def site_request_build(reason: str = "") -> int:
     return len(sites)
 
 
+def _catch_up() -> None:
+    """In a shared deployment this instance's copy may be behind the remote: the site shows it all."""
+    repo = get_repository()
+    if repo.shared:
+        with repo.locked():
+            repo.sync()
+
+
 def site_build(build_id: int) -> str:
     """Build the site for a queued request, if it is this instance's and no build of it runs."""
     build = SiteBuild.objects.filter(pk=build_id).first()
@@ -79,6 +88,7 @@ def site_build(build_id: int) -> str:
     build.refresh_from_db()
     with kernel.Beat(build):
         try:
+            _catch_up()
             result = builder.build()
         except Exception as exc:
             kernel.append(build, f"Error: {type(exc).__name__}: {exc}")

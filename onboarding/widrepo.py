@@ -136,16 +136,26 @@ class WidRepository:
             self._refuse_if_indexed("no WID_REPO_REMOTE is set to clone it from")
         if self.path.exists() and any(self.path.iterdir()):
             raise RepositoryMissing(f"{self.path} holds files but no git repository: move them away first")
-        self.path.mkdir(parents=True, exist_ok=True)
-        repo = git.Repo.init(self.path, initial_branch=self.branch)
-        (self.path / "README.md").write_text(
-            "# Work Initiation Documents\n\nOne file per data product under "
-            "`wids/<domain>/<slug>.md`, written by the onboarding portal.\n"
-        )
-        repo.index.add(["README.md"])
-        portal = git.Actor("Onboarding portal", "portal@localhost")
-        repo.index.commit("Create the WID repository", author=portal, committer=portal)
-        repo.close()
+        # Made aside and moved into place whole: another process that looks meanwhile finds either
+        # no repository (and waits for the lock) or a complete one, never a half-made `.git`.
+        partial = self.path.with_name(f".{self.path.name}.init-{os.getpid()}")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            repo = git.Repo.init(partial, initial_branch=self.branch)
+            (partial / "README.md").write_text(
+                "# Work Initiation Documents\n\nOne file per data product under "
+                "`wids/<domain>/<slug>.md`, written by the onboarding portal.\n"
+            )
+            repo.index.add(["README.md"])
+            portal = git.Actor("Onboarding portal", "portal@localhost")
+            repo.index.commit("Create the WID repository", author=portal, committer=portal)
+            repo.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                self.path.rmdir()
+            partial.rename(self.path)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _clone(self) -> None:
         partial = self.path.with_name(f".{self.path.name}.clone-{os.getpid()}")

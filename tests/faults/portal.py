@@ -61,9 +61,13 @@ class PrivateRedis:
 class Portal:
     """Worker and beat under scripts/supervise.py (as `make run` runs them) and a web server."""
 
-    def __init__(self, tmp_path: Path, redis: PrivateRedis, **overrides: str):
+    def __init__(self, tmp_path: Path, redis: PrivateRedis, *, beat: bool = True, site_queue: str = "",
+                 **overrides: str):
+        """`beat=False` and a `site_queue` of its own: a second instance of one deployment."""
         _ensure_database(settings.TF_STATE_DATABASE_URL)
         queue = f"fault-{os.getpid()}-{redis.port}"
+        site_queue = site_queue or f"{queue}-site"
+        self.beat = beat
         self.paths = {"repo": tmp_path / "wid-repo", "remote": tmp_path / "remote.git", "mail": tmp_path / "mail",
                       "site": tmp_path / "site", "webhook_port": free_port()}
         self.logs = tmp_path / "logs"
@@ -71,13 +75,13 @@ class Portal:
         self.web_port = free_port()
         self.env = portal_env(
             self.paths, REDIS_URL=redis.url, CACHE_URL=redis.url, CELERY_TASK_DEFAULT_QUEUE=queue,
-            WID_SITE_QUEUE=f"{queue}-site", RUNS_QUEUE=f"{queue}-runs", WID_SITE_AUTO_BUILD="false",
+            WID_SITE_QUEUE=site_queue, RUNS_QUEUE=f"{queue}-runs", WID_SITE_AUTO_BUILD="false",
             WID_REPO_REMOTE="", WORK_RECONCILE_INTERVAL="1", WORK_HEARTBEAT_SECONDS="1",
             WORK_LOST_AFTER_SECONDS="10", PROVISION_ON_APPROVAL_TARGETS="local",
             PORTAL_BASE_URL=f"http://127.0.0.1:{self.web_port}", TERRAFORM_WORKDIR=str(tmp_path / "tf-work"),
             **overrides)
         self.workdir = tmp_path / "tf-work"
-        self.queues = f"{queue},{queue}-site,{queue}-runs"
+        self.queues = f"{queue},{site_queue},{queue}-runs"
         self.processes: dict[str, subprocess.Popen] = {}
 
     def _start(self, name: str, command: list[str]) -> None:
@@ -91,8 +95,9 @@ class Portal:
         celery = [sys.executable, "-m", "celery", "-A", "portal"]
         self._start("worker", [*celery, "worker", "-Q", self.queues, "--concurrency", "3", "--loglevel", "INFO",
                                "-n", f"fault-{self.web_port}@%h"])
-        self._start("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule",
-                             str(self.logs / "celerybeat-schedule")])
+        if self.beat:
+            self._start("beat", [*celery, "beat", "--loglevel", "INFO", "--schedule",
+                                 str(self.logs / "celerybeat-schedule")])
         self._start("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.web_port}"])
         self.wait_for(lambda: "ready." in self.log("worker"), 60, "the worker to start")
         self.wait_for(lambda: self._answers(), 60, "the web server to start")
