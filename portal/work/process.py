@@ -88,7 +88,10 @@ def run(argv: list, *, cwd=None, env: dict | None = None, on_line: Callable[[str
                     elif now >= kill_at:
                         _signal_group(pgid, signal.SIGKILL)
                         kill_at = float("inf")
-                    wake = kill_at if kill_at is not None else (min(next_check, ends_at) if ends_at is not None else next_check)
+                    if kill_at is not None:
+                        wake = kill_at
+                    else:
+                        wake = next_check if ends_at is None else min(next_check, ends_at)
                     timeout = None if wake == float("inf") else max(0.0, wake - now)
                     ready = {key.fd for key, _ in selector.select(timeout)}
                     if out in ready and not _read(out, lines):

@@ -17,7 +17,6 @@ from psycopg import sql
 
 from provisioning import services, terraform
 from provisioning.rendering import render
-from provisioning.toolchain import ensure_toolchain
 from tests.provisioning.test_local_provider import (  # noqa: F401  (fixtures)
     admin_dsn, admin_query, local_platform, product_dsn, spec_for,
 )

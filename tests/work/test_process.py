@@ -1,6 +1,7 @@
 """portal.work.process with real processes: streaming, deadline, cancel, and nothing left behind,
 not even when the worker running it is killed."""
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -126,8 +127,7 @@ def test_on_start_gets_the_process_group_and_preexec_runs_in_the_child():
     groups = []
 
     result = process.run(["sh", "-c", "ps -o pgid= -p $$; ulimit -n"], on_start=groups.append,
-                         preexec=lambda: __import__("resource").setrlimit(
-                             __import__("resource").RLIMIT_NOFILE, (77, 77)))
+                         preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (77, 77)))
 
     assert [int(result.lines_tail[0])] == groups
     assert result.lines_tail[1] == "77"
