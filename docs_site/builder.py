@@ -1,12 +1,15 @@
 """Building and publishing the WID site: generate the sources, run MkDocs, publish.
 
 A build is incremental when the site would have the same pages as the published one: only the
-sources whose content changed are rewritten, and `mkdocs build --dirty` renders just those, in
-place. Otherwise (a WID, team or domain came or went, the site's own code changed, nothing is
-published yet) it is a full build into a fresh directory, published by swapping a symlink, so
-readers never see a half-built site. A file lock makes builds on this machine take turns; the
-worker's task also coalesces requests (services.py).
+sources whose content changed are rewritten, and `mkdocs build --dirty` renders just those, into a
+copy of the published directory. Otherwise (a WID, team or domain came or went, the site's own
+code changed, nothing is published yet, the manifest is unreadable) it is a full build into a
+fresh directory. Either way the result is published by swapping a symlink, so readers never see a
+half-built site and a build that fails (a full disk) leaves the published one as it was. A file
+lock makes builds on this machine take turns; the worker's task also coalesces requests
+(services.py).
 """
+import errno
 import fcntl
 import json
 import logging
@@ -90,7 +93,7 @@ def build(*, full: bool = False) -> BuildResult:
     with _locked(root):
         data = generate.load()
         manifest_path = root / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        manifest = _read_manifest(manifest_path)
         fingerprints = {p.slug: generate.wid_fingerprint(data, p) for p in data.products}
         current = published()
         pages_now = sorted([*generate.index_page_paths(data), *(generate.wid_page(p) for p in data.products),
@@ -100,31 +103,87 @@ def build(*, full: bool = False) -> BuildResult:
         if full:
             changed, histories = list(fingerprints), get_repository().histories("wids")
         else:
-            old = manifest.get("fingerprints", {})
+            old = manifest["fingerprints"]
             changed, histories = [s for s, fp in fingerprints.items() if old.get(s) != fp], None
-        src = root / "src"
+        src, out = root / "src", None
         try:
             pages, everything = _sources(data, changed=changed, histories=histories)
             written = generate.write(src, pages)
-            if full:
-                _remove_stale(src, set(everything))
+            if full or written:
                 out = root / "builds" / str(time.time_ns())
-                _mkdocs(src, out, dirty=False)
+                if full:
+                    _remove_stale(src, set(everything))
+                else:
+                    _copy_published(current, out)
+                _mkdocs(src, out, dirty=not full)
                 _publish(root, out)
-                kind, rendered = "full", len(everything)
-            elif written:
-                _mkdocs(src, current, dirty=True)
-                kind, rendered = "incremental", len(written)
+                kind, rendered = ("full", len(everything)) if full else ("incremental", len(written))
             else:
                 kind, rendered = "unchanged", 0
-        except BaseException:
+            _write_atomically(manifest_path, json.dumps(
+                {"version": generate.VERSION, "pages": everything, "fingerprints": fingerprints}))
+        except BaseException as exc:
             manifest_path.unlink(missing_ok=True)  # the next build starts from scratch
+            if out is not None and published() != out:
+                _discard(out)
+            if _disk_full(exc):
+                raise SiteError(f"the disk under the site ({root}) is full: {_disk_full(exc)}; the published "
+                                "site is unchanged, and the next build after space is freed rebuilds it whole"
+                                ) from exc
             raise
-        manifest_path.write_text(json.dumps(
-            {"version": generate.VERSION, "pages": everything, "fingerprints": fingerprints}))
     result = BuildResult(kind, len(everything), rendered, time.monotonic() - start)
     logger.info("WID site: %s build, %d pages, %d rendered, %.2f s", *vars(result).values())
     return result
+
+
+def _read_manifest(path: Path) -> dict:
+    """The last build's manifest, or {} (a full build) when it is missing, truncated or not ours."""
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        logger.warning("WID site: the manifest %s is unreadable (%s); building in full", path, exc)
+        return {}
+    valid = (isinstance(manifest, dict) and isinstance(manifest.get("pages"), list)
+             and isinstance(manifest.get("fingerprints"), dict))
+    if not valid:
+        logger.warning("WID site: the manifest %s is not a build manifest; building in full", path)
+    return manifest if valid else {}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_published(current: Path, out: Path) -> None:
+    """A copy to build into: pages keep their times (what `--dirty` goes by), the published ones
+    are never written."""
+    shutil.copytree(current, out, symlinks=True)
+    cache = Path(f"{current}.search.json")
+    if cache.exists():
+        shutil.copy2(cache, f"{out}.search.json")
+
+
+def _discard(out: Path) -> None:
+    shutil.rmtree(out, ignore_errors=True)
+    Path(f"{out}.search.json").unlink(missing_ok=True)
+
+
+def _disk_full(exc: BaseException) -> str:
+    """The system's words when `exc` (or what caused it) is a write refused for want of space."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return exc.strerror or os.strerror(exc.errno)
+        exc = exc.__cause__ or exc.__context__
+    return ""
 
 
 def _remove_stale(src: Path, keep: set[str]) -> None:

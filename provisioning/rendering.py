@@ -3,6 +3,7 @@
 Values only ever reach Terraform as data in `terraform.tfvars.json`; nothing a user typed is
 pasted into HCL. The directory is disposable and re-rendered before every job.
 """
+import errno
 import json
 import shutil
 from dataclasses import dataclass
@@ -77,5 +78,8 @@ def render(spec: ProductSpec, workdir: Path | None = None) -> Path:
         shutil.copytree(source, workdir, dirs_exist_ok=True)
         (workdir / "terraform.tfvars.json").write_text(json.dumps(tfvars(spec), indent=2, sort_keys=True))
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise RenderError(f"could not render {spec.slug}: the disk under the working directory {workdir} is "
+                              f"full ({exc.strerror}); nothing was applied. Free space there, then retry.") from exc
         raise RenderError(f"could not render {spec.slug}: {exc}") from exc
     return workdir
