@@ -75,6 +75,8 @@ class StorageResource(PlatformResource):
             check_absolute("lake_root", config["lake_root"])
 
     def create(self, ctx, planned):
+        # An apply killed before Terraform saved its state may have made it all already: it is taken
+        # over, the role with this new password (nobody holds the old one), the schema and lake as they are.
         with reported(ctx.diagnostics, f"Creating storage for {planned['product']}"):
             return self._converge(planned, secrets.token_urlsafe(32))
 
