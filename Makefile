@@ -9,7 +9,7 @@ export PORT PORTAL_BASE_URL
 # Every process defaults to production settings; these targets (and the Procfile) are development.
 DEV := DJANGO_SETTINGS_MODULE=portal.settings.dev
 
-.PHONY: run test trials install services browser migrate demo bench bench-provisioning bench-site bench-pages clean
+.PHONY: run test trials install services browser migrate demo bench bench-provisioning bench-site bench-pages bench-load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -52,6 +52,9 @@ bench-site: services
 
 bench-pages: services
 	$(PY) bench/pages.py
+
+bench-load: services
+	$(PY) bench/load.py $(BENCH_ARGS)
 
 # The long fault trials (README, "Reliability"): ten SIGKILLs of the worker mid-apply, and each fault
 # test of tests/faults once more. `make test` runs one trial of each.
