@@ -1,6 +1,7 @@
 """REST API of onboarding: one view per resource, serializers for output, services for writes."""
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -12,7 +13,7 @@ from onboarding import selectors, services
 from onboarding.models import Membership, Product
 from onboarding.validation import (
     ContactsSerializer, LineField, OutputSerializer, PersonSerializer, SectionsSerializer, SlugField, TextField,
-    WidInputSerializer, unknown_keys,
+    WidInputSerializer, refuse_control_characters, unknown_keys,
 )
 from portal import pagecache
 from portal.errors import InvalidInput, error_responses, flatten_errors
@@ -139,11 +140,11 @@ class MemberInput(serializers.Serializer):
 
 class TeamListApi(APIView):
 
-    @extend_schema(responses=TeamOutput(many=True))
+    @extend_schema(responses={200: TeamOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request):
         return Response(TeamOutput(selectors.team_list(), many=True).data)
 
-    @extend_schema(request={"application/json": TeamInput}, responses={201: TeamDetailOutput, **error_responses(400)})
+    @extend_schema(request={"application/json": TeamInput}, responses={201: TeamDetailOutput, **error_responses(400, 403, 404)})
     def post(self, request):
         data = validated(request, TeamInput)
         team = services.team_create(user=request.user, slug=data["slug"], name=data["name"])
@@ -151,14 +152,14 @@ class TeamListApi(APIView):
 
 
 class TeamDetailApi(APIView):
-    @extend_schema(responses=TeamDetailOutput)
+    @extend_schema(responses={200: TeamDetailOutput, **error_responses(400, 403, 404)})
     def get(self, request, slug):
         return Response(TeamDetailOutput(selectors.team_get(slug)).data)
 
 
 class TeamMemberListApi(APIView):
 
-    @extend_schema(responses=MemberOutput(many=True))
+    @extend_schema(responses={200: MemberOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         return Response(MemberOutput(selectors.team_memberships(selectors.team_get(slug)), many=True).data)
 
@@ -171,7 +172,7 @@ class TeamMemberListApi(APIView):
 
 
 class TeamMemberDetailApi(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, **error_responses(400, 403, 404, 409)})
     def delete(self, request, slug, username):
         services.team_member_remove(actor=request.user, team=selectors.team_get(slug), username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -180,11 +181,20 @@ class TeamMemberDetailApi(APIView):
 # --- products ----------------------------------------------------------------------------------
 class ProductListApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter(name, str) for name in ("team", "domain", "status")],
-        responses=ProductOutput(many=True),
+        parameters=[*(OpenApiParameter(name, str) for name in ("team", "domain", "status")),
+                    *(OpenApiParameter(name, int) for name in ("limit", "offset"))],
+        responses={200: inline_serializer("PaginatedProductList", {  # LimitOffsetPagination's page
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "results": ProductOutput(many=True),
+        }), **error_responses(400, 403, 404)},
     )
     def get(self, request):
         params = request.query_params
+        for name in ("team", "domain", "status"):
+            try:
+                refuse_control_characters(params.get(name, ""))  # PostgreSQL refuses NUL outright
+            except DjangoValidationError as exc:
+                raise InvalidInput.on(name, exc.messages[0]) from None
         key = None
         if pagecache.enabled():  # the same page for everyone: keyed by the data's fingerprint and the query
             key = f"api-products:{pagecache.product_fingerprint()}:{request.scheme}://{request.get_host()}:{params.urlencode()}"
@@ -212,7 +222,7 @@ class ProductListApi(APIView):
 
 
 class ProductDetailApi(APIView):
-    @extend_schema(responses=ProductDetailOutput)
+    @extend_schema(responses={200: ProductDetailOutput, **error_responses(400, 403, 404)})
     def get(self, request, slug):
         return _product_response(selectors.product_get(slug))
 
@@ -236,14 +246,14 @@ class ProductDetailApi(APIView):
 
 
 class ProductMarkdownApi(APIView):
-    @extend_schema(responses={(200, "text/markdown"): str})
+    @extend_schema(responses={(200, "text/markdown"): str, **error_responses(400, 403, 404)})
     def get(self, request, slug):
         text = selectors.product_markdown(selectors.product_get(slug))
         return HttpResponse(text, content_type="text/markdown; charset=utf-8")
 
 
 class ProductHistoryApi(APIView):
-    @extend_schema(responses=CommitOutput(many=True))
+    @extend_schema(responses={200: CommitOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         return Response(CommitOutput(selectors.product_history(selectors.product_get(slug)), many=True).data)
 

@@ -3,6 +3,8 @@
 Services raise these; the API answers `{"detail": ..., "errors": {field: [...]}}` and the
 pages show the same messages next to the fields.
 """
+import functools
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
@@ -84,17 +86,23 @@ def flatten_errors(errors) -> dict[str, list[str]]:
     return flat
 
 
-def error_responses(*codes: int) -> dict:
-    """For `extend_schema(responses=...)`: the error answers an operation gives, all in the one
-    shape `api_exception_handler` gives them."""
-    from drf_spectacular.utils import OpenApiResponse, inline_serializer
+@functools.cache
+def _error_shape():
+    from drf_spectacular.utils import inline_serializer
     from rest_framework import serializers
 
-    shape = inline_serializer("Error", {
+    return inline_serializer("Error", {
         "detail": serializers.CharField(),
         "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
     })
-    return {code: OpenApiResponse(shape) for code in codes}
+
+
+def error_responses(*codes: int) -> dict:
+    """For `extend_schema(responses=...)`: the error answers an operation gives, all in the one
+    shape `api_exception_handler` gives them."""
+    from drf_spectacular.utils import OpenApiResponse
+
+    return {code: OpenApiResponse(_error_shape()) for code in codes}
 
 
 def api_exception_handler(exc, context):

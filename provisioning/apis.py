@@ -51,7 +51,7 @@ def _job_response(job: Job, code=status.HTTP_200_OK) -> Response:
 
 
 class ProductJobListApi(APIView):
-    @extend_schema(responses=JobOutput(many=True))
+    @extend_schema(responses={200: JobOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         product = onboarding.product_get(slug)
         jobs = Job.objects.filter(product=product).select_related("product", "requested_by", "confirmed_by")[:100]
@@ -74,17 +74,17 @@ class ProductJobListApi(APIView):
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses=JobOutput)
+    @extend_schema(responses={200: JobOutput, **error_responses(400, 403, 404)})
     def get(self, request, job_id):
         return _job_response(services.job_get(job_id))
 
 
 class JobLogApi(APIView):
     @extend_schema(parameters=[OpenApiParameter("offset", int, description="number of the last line you have")],
-                   responses=inline_serializer("JobLog", {
+                   responses={200: inline_serializer("JobLog", {
                        "lines": LogLineOutput(many=True), "next_offset": serializers.IntegerField(),
                        "status": serializers.CharField(), "step": serializers.CharField(),
-                       "finished": serializers.BooleanField()}))
+                       "finished": serializers.BooleanField()}), **error_responses(400, 403, 404)})
     def get(self, request, job_id):
         job = services.job_get(job_id)
         offset = _offset(request)
@@ -105,7 +105,8 @@ def _offset(request) -> int:
 
 def _job_action(service, doc: str):
     class JobActionApi(APIView):
-        @extend_schema(request=None, responses={200: JobOutput, 202: JobOutput}, description=doc)
+        @extend_schema(request=None, responses={200: JobOutput, 202: JobOutput, **error_responses(400, 403, 404, 409)},
+                       description=doc)
         def post(self, request, job_id):
             job = service(user=request.user, job=services.job_get(job_id))
             return _job_response(job, status.HTTP_202_ACCEPTED if job.status == Job.Status.QUEUED else 200)
@@ -120,9 +121,9 @@ JobRetryApi = _job_action(services.job_retry, "Start a new job from a failed or 
 
 
 class CredentialsApi(APIView):
-    @extend_schema(responses=inline_serializer("Credentials", {
+    @extend_schema(responses={200: inline_serializer("Credentials", {
         name: serializers.CharField() for name in ("host", "port", "database", "user", "password", "schema",
-                                                   "lake_path")}))
+                                                   "lake_path")}), **error_responses(400, 403, 404, 409)})
     def get(self, request, slug):
         product = onboarding.product_get(slug)
         data = services.credentials_read(user=request.user, product=product,
@@ -143,7 +144,7 @@ class ProvisioningOutput(serializers.Serializer):
 
 
 class ProductProvisioningApi(APIView):
-    @extend_schema(responses=ProvisioningOutput, description="Infrastructure state: provisioned, drifted, outputs.")
+    @extend_schema(responses={200: ProvisioningOutput, **error_responses(400, 403, 404)}, description="Infrastructure state: provisioned, drifted, outputs.")
     def get(self, request, slug):
         product = onboarding.product_get(slug)
         state = Provisioning.objects.filter(product=product).first() or Provisioning(product=product)
@@ -170,12 +171,12 @@ class RunOutput(serializers.Serializer):
 
 
 class ProductRunListApi(APIView):
-    @extend_schema(responses=RunOutput(many=True))
+    @extend_schema(responses={200: RunOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         product = onboarding.product_get(slug)
         return Response(RunOutput(Run.objects.filter(product=product).select_related("product")[:100], many=True).data)
 
-    @extend_schema(request=None, responses={202: RunOutput},
+    @extend_schema(request=None, responses={202: RunOutput, **error_responses(400, 403, 404, 409)},
                    description="Run the product's scaffolded pipeline on its own compute (its team and the platform).")
     def post(self, request, slug):
         run = runs.run_start(user=request.user, product=onboarding.product_get(slug))
@@ -184,15 +185,15 @@ class ProductRunListApi(APIView):
 
 
 class RunDetailApi(APIView):
-    @extend_schema(responses=RunOutput)
+    @extend_schema(responses={200: RunOutput, **error_responses(400, 403, 404)})
     def get(self, request, run_id):
         return Response(RunOutput(runs.run_get(run_id)).data)
 
 
 class RunLogApi(APIView):
-    @extend_schema(parameters=[OpenApiParameter("offset", int)], responses=inline_serializer("RunLog", {
+    @extend_schema(parameters=[OpenApiParameter("offset", int)], responses={200: inline_serializer("RunLog", {
         "lines": LogLineOutput(many=True), "next_offset": serializers.IntegerField(),
-        "status": serializers.CharField(), "finished": serializers.BooleanField()}))
+        "status": serializers.CharField(), "finished": serializers.BooleanField()}), **error_responses(400, 403, 404)})
     def get(self, request, run_id):
         run = runs.run_get(run_id)
         offset = _offset(request)
