@@ -73,13 +73,13 @@ class Portal:
         self.logs = tmp_path / "logs"
         self.logs.mkdir()
         self.web_port = free_port()
-        self.env = portal_env(
-            self.paths, REDIS_URL=redis.url, CACHE_URL=redis.url, CELERY_TASK_DEFAULT_QUEUE=queue,
-            WID_SITE_QUEUE=site_queue, RUNS_QUEUE=f"{queue}-runs", WID_SITE_AUTO_BUILD="false",
-            WID_REPO_REMOTE="", WORK_RECONCILE_INTERVAL="1", WORK_HEARTBEAT_SECONDS="1",
-            WORK_LOST_AFTER_SECONDS="10", PROVISION_ON_APPROVAL_TARGETS="local",
-            PORTAL_BASE_URL=f"http://127.0.0.1:{self.web_port}", TERRAFORM_WORKDIR=str(tmp_path / "tf-work"),
-            **overrides)
+        self.env = portal_env(self.paths, **{
+            "REDIS_URL": redis.url, "CACHE_URL": redis.url, "CELERY_TASK_DEFAULT_QUEUE": queue,
+            "WID_SITE_QUEUE": site_queue, "RUNS_QUEUE": f"{queue}-runs", "WID_SITE_AUTO_BUILD": "false",
+            "WID_REPO_REMOTE": "", "WORK_RECONCILE_INTERVAL": "1", "WORK_HEARTBEAT_SECONDS": "1",
+            "WORK_LOST_AFTER_SECONDS": "10", "PROVISION_ON_APPROVAL_TARGETS": "local",
+            "PORTAL_BASE_URL": f"http://127.0.0.1:{self.web_port}", "TERRAFORM_WORKDIR": str(tmp_path / "tf-work"),
+            **overrides})
         self.workdir = tmp_path / "tf-work"
         self.queues = f"{queue},{site_queue},{queue}-runs"
         self.processes: dict[str, subprocess.Popen] = {}
