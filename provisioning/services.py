@@ -300,12 +300,6 @@ def drift_candidates():
     return Provisioning.objects.filter(provisioned=True, retired=False).select_related("product", "product__team")
 
 
-# --- the reconciler -----------------------------------------------------------------------------
-def reconcile_jobs() -> dict:
-    """Jobs' share of the kernel's reconciler (portal.work.kernel.reconcile does every kind)."""
-    return kernel.reconcile()
-
-
 # --- credentials --------------------------------------------------------------------------------
 def credentials_read(*, user, product, remote_addr: str | None = None) -> dict:
     if not user_can_read_credentials(user, product):

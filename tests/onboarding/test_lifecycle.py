@@ -4,17 +4,18 @@ And a unit test of the WID file format that carries it all (`onboarding.widfile`
 """
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from functools import partial
 
 import pytest
 from django.core import mail
 
+from onboarding import services as onboarding_services
 from onboarding import signals, widfile
 from onboarding.models import Membership, Product, ReviewEvent
-from onboarding.services import _notify_soon, policy_verdict
-from onboarding.tasks import notify_review_event
+from onboarding.services import policy_verdict
 from onboarding.widfile import ReviewEntry, WidDocument, parse, render
 from onboarding.widrepo import get_repository
+from portal.work import deliveries
+from portal.work.models import Delivery
 from tests.factories import wid_payload
 
 pytestmark = pytest.mark.django_db
@@ -502,40 +503,44 @@ def test_a_receiver_that_fails_undoes_the_decision(api, member, platform):
 RECIPIENTS = {"maria@example.com", "tom@example.com", "carla@example.com"}
 
 
-def notifications_scheduled(callbacks) -> list[tuple]:
-    return [cb.args for cb in callbacks if isinstance(cb, partial) and cb.func is _notify_soon]
+def emails() -> list[str]:
+    """The review e-mails in the outbox, by event, oldest first."""
+    return list(Delivery.objects.filter(channel="email").order_by("id").values_list("event", flat=True))
 
 
-def test_every_review_event_schedules_one_notification_after_the_commit(api, member, platform,
-                                                                        django_capture_on_commit_callbacks):
+def test_every_review_event_writes_one_e_mail_with_the_change(api, member, platform):
     create(api, member, **LOW_RISK)
-    product_id = Product.objects.get().id
 
-    with django_capture_on_commit_callbacks() as callbacks:
-        act(api, member, "submit")
+    act(api, member, "submit")
+    assert emails() == ["wid.submitted", "wid.approved"]
 
-    assert notifications_scheduled(callbacks) == [(product_id, 1), (product_id, 2)]
-
-    with django_capture_on_commit_callbacks() as callbacks:
-        act(api, platform, "approve")  # refused: already approved
-
-    assert notifications_scheduled(callbacks) == []
+    act(api, platform, "approve")  # refused: already approved
+    assert emails() == ["wid.submitted", "wid.approved"]
 
 
-def test_creating_and_editing_schedule_no_notification(api, member, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        create(api, member)
-        api(member).patch(URL, {"version": 1, "name": "Renamed"}, format="json")
+def test_an_e_mail_is_not_written_when_the_submit_rolls_back(api, member, monkeypatch):
+    create(api, member)
+    monkeypatch.setattr("onboarding.services.index_document", _failing)
+    with pytest.raises(RuntimeError):
+        onboarding_services.wid_submit(user=member, slug="customer-churn")
+    assert emails() == []
 
-    assert notifications_scheduled(callbacks) == []
+
+def _failing(*args, **kwargs):
+    raise RuntimeError("the index update fails")
+
+
+def test_creating_and_editing_write_no_e_mail(api, member):
+    create(api, member)
+    api(member).patch(URL, {"version": 1, "name": "Renamed"}, format="json")
+    assert emails() == []
 
 
 def deliver(slug="customer-churn"):
-    """Run the notification task for the latest review event, here, as a worker would."""
-    event = ReviewEvent.objects.filter(product__slug=slug).order_by("position").last()
-    result = notify_review_event.apply(args=(event.product_id, event.position))
-    assert result.successful(), result.traceback
-    return result.get()
+    """Deliver the latest review e-mail, here, as a worker would."""
+    email = Delivery.objects.filter(channel="email").order_by("id").last()
+    assert deliveries.deliver(email.pk) == "delivered"
+    return len(email.recipients) and 1
 
 
 @pytest.mark.parametrize("action, subject", [
@@ -594,15 +599,6 @@ def test_a_person_in_two_roles_gets_one_copy(api, member):
 
     assert len(mail.outbox) == 1
     assert sorted(mail.outbox[0].to) == ["maria@example.com", "tom@example.com"]
-
-
-def test_a_notification_for_a_vanished_event_sends_nothing(api, member):
-    create(api, member)
-
-    result = notify_review_event.apply(args=(Product.objects.get().id, 99))
-
-    assert result.successful() and result.get() == 0
-    assert mail.outbox == []
 
 
 # --- the WID file format ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from onboarding import services as onboarding_services
+from portal.work import kernel
 from provisioning import services
 from provisioning.models import Job
 from tests.factories import wid_payload
@@ -100,7 +101,7 @@ def test_the_reconciler_fails_a_job_whose_worker_died_and_frees_the_product(memb
     job = services.job_start(user=platform, product=product, action="apply")
     Job.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(minutes=5))
 
-    result = services.reconcile_jobs()
+    result = kernel.reconcile()
 
     job.refresh_from_db()
     assert result["lost"] == 1
@@ -113,7 +114,7 @@ def test_a_job_that_is_still_heartbeating_is_left_alone(member, platform):
     job = services.job_start(user=platform, product=product, action="apply")
     Job.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now())
 
-    assert services.reconcile_jobs()["lost"] == 0
+    assert kernel.reconcile()["lost"] == 0
     assert Job.objects.get(pk=job.pk).status == "running"
 
 
