@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from tests.worker import ROOT, _ensure_database, portal_env
+from tests.worker import ROOT, _ensure_database, portal_env, wait_until
 
 
 def free_port() -> int:
@@ -147,11 +147,8 @@ class Portal:
             return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
 
     def wait_for(self, predicate, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.2)
-        logs = "\n".join(f"--- {name}\n{self.log(name)[-3000:]}" for name in self.processes)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        try:
+            return wait_until(predicate, timeout=timeout, what=what)
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {name}\n{self.log(name)[-3000:]}" for name in self.processes)
+            raise AssertionError(f"{exc}\n{logs}") from None
