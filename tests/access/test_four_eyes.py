@@ -109,7 +109,7 @@ class Scenario:
 
     Seeded sequences rather than Hypothesis examples: Hypothesis favours short, simple lists, and in
     40 to 60 of its examples a submitter, an author or a member at submit who had left came to decide
-    a handful of times at most; weighted random steps reach each of them dozens of times (counted).
+    a handful of times at most; weighted random steps reach each of them many times (counted).
     """
 
     def __init__(self, seed: int, clock: Clock, seen: Counter):

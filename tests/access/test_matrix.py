@@ -266,6 +266,29 @@ def test_each_page_and_endpoint_answers_each_actor_as_the_table_says(world, row,
         assert counts() == before and head == world.head, "a refused request changed something"
 
 
+WRITES = [row for row in MATRIX if row.method != "get"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("row", WRITES, ids=_id)
+def test_a_write_from_another_site_with_a_signed_in_cookie_is_refused(world, row):
+    """Every write that succeeds for someone is refused when the CSRF token is missing."""
+    actor = next(a for a, expected in zip(ACTORS, row.expected) if expected not in (LOGIN, 401, 403))
+    client = APIClient(enforce_csrf_checks=True)
+    if world.people.get(actor) is not None:
+        client.force_login(world.people[actor])
+    path = row.path.format(**world.ids)
+    before = counts()
+    try:
+        response = getattr(client, row.method)(path, row.body, format="json" if row.json else "multipart")
+        head = get_repository().head()
+    finally:
+        get_repository().rewind(world.head)
+
+    assert response.status_code == 403, (actor, row.method, path, response.status_code)
+    assert counts() == before and head == world.head
+
+
 def _routes(patterns, prefix=""):
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
