@@ -174,6 +174,7 @@ def state_conn_str() -> str:
     return url if "sslmode=" in url else url + ("&" if "?" in url else "?") + "sslmode=disable"
 
 
+@kernel.outlasting_db_restarts
 def _set(job: Job, **fields) -> None:
     if "error" in fields:
         fields["error"] = kernel.storable(fields["error"])
@@ -184,6 +185,12 @@ def _set(job: Job, **fields) -> None:
 
 def _finish(job: Job, status: str, **fields) -> None:
     _set(job, status=status, finished_at=timezone.now(), **fields)
+    _announce_finished(job)
+
+
+@kernel.outlasting_db_restarts
+def _announce_finished(job: Job) -> None:
+    # Its receivers write to the outbox: a database restart here must not fail a finished job.
     signals.job_finished.send(sender=Job, job=job)
 
 
@@ -260,6 +267,7 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
 
 
+@kernel.outlasting_db_restarts
 def _record_success(job: Job, outputs: dict) -> None:
     state, _ = Provisioning.objects.get_or_create(product=job.product)
     destroyed = job.action == Job.Action.DESTROY

@@ -199,6 +199,9 @@ WORK_DEADLINE_GRACE_SECONDS = env.float("WORK_DEADLINE_GRACE_SECONDS", default=6
 # A queued row's wake-up call is sent again when Redis restarted (it kept nothing) or after this long.
 WORK_REDISPATCH_AFTER_SECONDS = env.float("WORK_REDISPATCH_AFTER_SECONDS", default=300.0)
 WORK_RECONCILE_INTERVAL = env.float("WORK_RECONCILE_INTERVAL", default=5.0)
+# A write of running work (its log, its status) that the database cut off, as a restart does, is
+# tried again this long, so the work goes on through a short outage instead of dying with it.
+WORK_DB_RETRY_SECONDS = env.float("WORK_DB_RETRY_SECONDS", default=30.0)
 LOG_MAX_BYTES = env.int("LOG_MAX_BYTES", default=4 * 1024 * 1024)  # per job, run or build
 LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=90)
 RUNS_QUEUE = env.str("RUNS_QUEUE", default="portal-runs")

@@ -14,6 +14,7 @@ worker is gone. Then:
   rows when Redis lost it (it restarted: its run id changed) or long ago.
 - `prune_logs` removes the log lines of work finished more than `LOG_RETENTION_DAYS` ago.
 """
+import functools
 import logging
 import os
 import signal
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import (DatabaseError, InterfaceError, OperationalError, close_old_connections, connection,
+                       transaction)
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -103,6 +105,31 @@ def dispatch(row) -> None:
     transaction.on_commit(go)
 
 
+def outlasting_db_restarts(write: Callable) -> Callable:
+    """For writes of running work: one the database cut off (a restart, a failover) is tried again
+    on a new connection until WORK_DB_RETRY_SECONDS have passed. Inside a caller's transaction
+    nothing is retried: what it wrote went with the connection."""
+
+    @functools.wraps(write)
+    def retrying(*args, **kwargs):
+        give_up = time.monotonic() + settings.WORK_DB_RETRY_SECONDS
+        while True:
+            try:
+                return write(*args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                if connection.in_atomic_block or time.monotonic() >= give_up:
+                    raise
+                logger.warning("%s: the database is unavailable (%s); trying again", write.__qualname__,
+                               str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                try:
+                    connection.close()
+                except DatabaseError:
+                    pass
+                time.sleep(0.5)
+
+    return retrying
+
+
 # --- claiming and running ----------------------------------------------------------------------
 def claim(model, pk: int, *, timeout: float, from_status="queued", to_status="running", **fields) -> bool:
     """Take a queued row for this process: True if this call took it."""
@@ -172,6 +199,7 @@ def seconds_left(row) -> float:
     return max((row.deadline_at - timezone.now()).total_seconds(), 1.0)
 
 
+@outlasting_db_restarts
 def record_process_group(row, pgid: int) -> None:
     type(row).objects.filter(pk=row.pk).update(process_group=pgid)
 
@@ -182,6 +210,7 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+@outlasting_db_restarts
 def append(row, text: str, *, redact: tuple[str, ...] = ()) -> None:
     """Append one line to the row's log: redacted, at most 10,000 characters, within the row's cap."""
     kind = kind_of(row)
