@@ -58,6 +58,14 @@ def tfvars(spec: ProductSpec) -> dict:
     }
 
 
+def naming_a_full_disk(message: str) -> str:
+    """A command's error that a full disk caused (terraform says only which file), with the disk named."""
+    if "no space left on device" not in message.lower() or str(settings.TERRAFORM_WORKDIR) in message:
+        return message
+    return (f"{message} (the disk under the working directories, {settings.TERRAFORM_WORKDIR}, is full: "
+            "free space there, then retry)")
+
+
 def render(spec: ProductSpec, workdir: Path | None = None) -> Path:
     """Copy terraform_templates/<target>/ into the product's working directory and write its values."""
     if spec.target not in TARGETS:

@@ -20,7 +20,7 @@ from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from portal.work import kernel
 from provisioning import signals, terraform
 from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
-from provisioning.rendering import ProductSpec, RenderError, render
+from provisioning.rendering import ProductSpec, RenderError, naming_a_full_disk, render
 
 logger = logging.getLogger(__name__)
 
@@ -259,8 +259,9 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         _append(job, "Cancelled; terraform stopped. The state records whatever it had done.")
         _finish(job, Job.Status.CANCELLED, step="")
     except (terraform.TerraformError, RenderError) as exc:
-        _append(job, f"Error: {exc}")
-        _finish(job, Job.Status.FAILED, error=str(exc)[:2000])
+        message = naming_a_full_disk(str(exc))
+        _append(job, f"Error: {message}")
+        _finish(job, Job.Status.FAILED, error=message[:2000])
     except Exception as exc:
         logger.exception("job %s failed unexpectedly", job.pk)
         _append(job, f"Error: {type(exc).__name__}: {exc}")

@@ -142,21 +142,24 @@ def test_a_damaged_site_manifest_makes_the_next_build_a_full_one_instead_of_fail
     assert builder.build().kind == "unchanged"  # and the manifest it wrote is whole again
 
 
+@pytest.mark.parametrize("room", [0, 1], ids=["nothing-left", "room-to-render-not-to-init"])
 def test_a_full_disk_under_the_working_directories_fails_the_job_clearly_and_a_retry_after_space_is_freed_applies(
-        member, platform, settings, small_disk, admin_dsn):  # noqa: F811
+        member, platform, settings, small_disk, admin_dsn, room):  # noqa: F811
     _ensure_database(settings.TF_STATE_DATABASE_URL)
     settings.TERRAFORM_WORKDIR = small_disk.mount / "tf-work"
     slug = f"disk-{uuid.uuid4().hex[:6]}"
     onboarding_services.wid_create(user=member, data=wid_payload(slug=slug, **LOW_RISK))
     product = onboarding_services.wid_submit(user=member, slug=slug)
-    small_disk.fill()
+    # A page for each file the render writes: it fits, and terraform's own files do not.
+    small_disk.fill(leave=room * 4096 * (len([p for p in (settings.TERRAFORM_TEMPLATES / "local").rglob("*")
+                                               if p.is_file()]) + 1))
 
     job = services.job_start(user=platform, product=product, action="apply")
     services.job_run(job.pk)
     job.refresh_from_db()
 
     assert job.status == "failed"
-    assert "No space left on device" in job.error and str(settings.TERRAFORM_WORKDIR) in job.error, job.error
+    assert "no space left on device" in job.error.lower() and str(settings.TERRAFORM_WORKDIR) in job.error, job.error
     assert count_of_each(admin_dsn, slug) == {"roles": 0, "schemas": 0, "queues": 0}  # nothing half-applied
 
     small_disk.free()
