@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import (DatabaseError, InterfaceError, OperationalError, close_old_connections, connection,
                        transaction)
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from portal.work import dispatch as broker
@@ -317,7 +317,8 @@ def health() -> dict:
     """For the platform dashboard: is Redis there to carry wake-up calls, and what waits or runs."""
     counts = {}
     for kind in KINDS.values():
-        rows = kind.model.objects
-        counts[kind.name] = {"waiting": rows.filter(kind.waiting).count(),
-                             "running": rows.filter(kind.running).count() if kind.running is not None else 0}
+        figures = {"waiting": Count("pk", filter=kind.waiting)}
+        if kind.running is not None:
+            figures["running"] = Count("pk", filter=kind.running)
+        counts[kind.name] = {"running": 0, **kind.model.objects.aggregate(**figures)}
     return {"broker_up": bool(broker.broker_identity()), "work": counts}
