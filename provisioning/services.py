@@ -184,8 +184,21 @@ def _set(job: Job, **fields) -> None:
 
 
 def _finish(job: Job, status: str, **fields) -> None:
-    _set(job, status=status, finished_at=timezone.now(), **fields)
+    """End the job once: a job the reconciler already failed (its heartbeat stopped) keeps that end."""
+    if "error" in fields:
+        fields["error"] = kernel.storable(fields["error"])
+    fields.update(status=status, finished_at=timezone.now())
+    if not _end(job, fields):
+        logger.warning("job %s had already ended; its worker's %s is not recorded", job.pk, status)
+        return
+    for name, value in fields.items():
+        setattr(job, name, value)
     _announce_finished(job)
+
+
+@kernel.outlasting_db_restarts
+def _end(job: Job, fields: dict) -> bool:
+    return bool(Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(**fields))
 
 
 @kernel.outlasting_db_restarts
@@ -252,9 +265,6 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         outputs = _redact(final.outputs if final else {})
         _record_success(job, outputs)
         _finish(job, Job.Status.SUCCEEDED, step="", outputs=outputs)
-        if job.action == Job.Action.DESTROY:
-            onboarding_services.wid_retire(user=job.confirmed_by or job.requested_by, slug=product.slug,
-                                           comment=f"Decommissioned by destroy job #{job.pk}.")
     except terraform.Cancelled:
         _append(job, "Cancelled; terraform stopped. The state records whatever it had done.")
         _finish(job, Job.Status.CANCELLED, step="")
@@ -266,6 +276,20 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         logger.exception("job %s failed unexpectedly", job.pk)
         _append(job, f"Error: {type(exc).__name__}: {exc}")
         _finish(job, Job.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+    else:
+        if job.action == Job.Action.DESTROY and job.status == Job.Status.SUCCEEDED:
+            _retire_after_destroy(job)
+
+
+def _retire_after_destroy(job: Job) -> None:
+    """The WID follows its destroyed infrastructure; a failure here never undoes the destroy."""
+    try:
+        onboarding_services.wid_retire(user=job.confirmed_by or job.requested_by, slug=job.product.slug,
+                                       comment=f"Decommissioned by destroy job #{job.pk}.")
+    except Exception as exc:
+        logger.exception("destroy job %s succeeded but %s could not be retired", job.pk, job.product.slug)
+        _append(job, f"The infrastructure is destroyed, but the WID could not be marked retired ({exc}); "
+                     "retire it from the product page.")
 
 
 @kernel.outlasting_db_restarts
