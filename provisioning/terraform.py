@@ -48,14 +48,17 @@ class PlanResult:
 
 
 def _message(line: str) -> tuple[str, dict | None]:
-    """A `-json` line as (human text, the object); plain lines as (line, None)."""
+    """A `-json` line as (human text, with a diagnostic's detail, the object); plain lines as (line, None)."""
     try:
         obj = json.loads(line)
     except ValueError:
         return line, None
     if not isinstance(obj, dict):
         return line, None
-    return str(obj.get("@message", line)), obj
+    text = str(obj.get("@message", line))
+    diagnostic = obj.get("diagnostic")
+    detail = diagnostic.get("detail") if isinstance(diagnostic, dict) else ""
+    return (f"{text}: {detail}" if detail else text), obj
 
 
 class Terraform:

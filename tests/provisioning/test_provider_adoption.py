@@ -92,8 +92,20 @@ def test_an_apply_whose_state_was_lost_adopts_everything_and_keeps_the_data(loca
     assert_nothing_left(admin_dsn, a.spec.slug, lake, repo)
 
 
+def killed_in_git_init(repo: Path) -> None:
+    (repo / ".git").mkdir()
+    (repo / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+
+
+def killed_in_git_add(repo: Path) -> None:
+    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(repo)], check=True)
+    (repo / "README.md").write_text("# half")
+    (repo / ".git" / "index.lock").write_bytes(b"")
+
+
+@pytest.mark.parametrize("killed", [killed_in_git_init, killed_in_git_add], ids=["in-git-init", "in-git-add"])
 def test_a_scaffold_cut_short_is_finished_and_a_role_made_by_hand_gets_the_new_password(local_platform, admin_dsn,
-                                                                                       settings, leftovers):
+                                                                                       settings, leftovers, killed):
     a = local_platform("half")
     leftovers.append(a.spec.slug)
     slug, role = a.spec.slug, "p_" + a.spec.slug.replace("-", "_")
@@ -102,11 +114,10 @@ def test_a_scaffold_cut_short_is_finished_and_a_role_made_by_hand_gets_the_new_p
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'left-by-a-killed-apply'").format(sql.Identifier(role)))
         conn.execute(sql.SQL("CREATE SCHEMA {0} AUTHORIZATION {0}").format(sql.Identifier(role)))
     (lake / "raw").mkdir(parents=True)
-    # Killed while scaffolding: the repository initialised, one file half written, git's index locked.
+    # Where the pipelines live may be inside another repository: git must never reach up into it.
+    subprocess.run(["git", "init", "--quiet", str(settings.PIPELINES_ROOT)], check=True)
     repo.mkdir(parents=True)
-    subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(repo)], check=True)
-    (repo / "README.md").write_text("# half")
-    (repo / ".git" / "index.lock").write_bytes(b"")
+    killed(repo)
 
     a.apply()
 
@@ -118,6 +129,7 @@ def test_a_scaffold_cut_short_is_finished_and_a_role_made_by_hand_gets_the_new_p
     assert a.spec.wid_url in (repo / "README.md").read_text()
     assert not subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True,
                               text=True, check=True).stdout
+    assert subprocess.run(["git", "-C", str(repo.parent), "rev-parse", "--verify", "--quiet", "HEAD"]).returncode
     assert a.plan()[0] == 0
 
     a.destroy()
@@ -144,14 +156,20 @@ def test_a_repository_that_is_not_the_products_scaffold_is_refused_and_left_alon
     assert (repo / "notes.txt").read_text() == "someone's work\n" and not (repo / "README.md").exists()
 
 
-# The worker, as far as this test needs one: runs a command through portal.work.process, prints its lines.
+# The worker, as far as this test needs one: runs a command through portal.work.process, prints its
+# lines, and is SIGKILLed the moment terraform reports the event named by argv 2 and 3.
 WORKER = textwrap.dedent("""
-    import sys
+    import json, os, signal, sys
     sys.path.insert(0, sys.argv[1])
     from portal.work import process
 
-    process.run(sys.argv[2:], on_line=lambda line: print(line, flush=True),
-                on_start=lambda pgid: print("group", pgid, flush=True))
+    def on_line(line):
+        print(line, flush=True)
+        event = json.loads(line)
+        if event.get("type") == sys.argv[2] and sys.argv[3] in event["hook"]["resource"]["addr"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    process.run(sys.argv[4:], on_line=on_line, on_start=lambda pgid: print("group", pgid, flush=True))
 """)
 
 
@@ -193,21 +211,12 @@ def test_a_worker_killed_mid_apply_leaves_no_process_and_no_lock_and_the_retry_c
     spec, tf = pg_product
     kind, resource = moment
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(ROOT), str(tf.toolchain.binary), "apply", "-json", "-auto-approve",
-         "-input=false"], cwd=tf.workdir, env=tf.env, stdout=subprocess.PIPE, text=True)
-    try:
+        [sys.executable, "-c", WORKER, str(ROOT), kind, resource, str(tf.toolchain.binary), "apply", "-json",
+         "-auto-approve", "-input=false"], cwd=tf.workdir, env=tf.env, stdout=subprocess.PIPE, text=True)
+    with worker:
         group = int(worker.stdout.readline().split()[1])
-        for line in worker.stdout:
-            event = json.loads(line)
-            if event.get("type") == kind and resource in event["hook"]["resource"]["addr"]:
-                break
-        assert len(group_members(group)) >= 2  # terraform and its provider plugin
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    finally:
-        worker.kill()
-        worker.wait()
-        worker.stdout.close()
+        worker.stdout.read()
+        assert worker.wait(timeout=60) == -signal.SIGKILL
     ends = time.monotonic() + 2
     while group_members(group) and time.monotonic() < ends:
         time.sleep(0.05)

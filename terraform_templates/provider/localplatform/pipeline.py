@@ -37,6 +37,8 @@ def git(repo: Path, *args: str, binary: bool = False, check: bool = True):
         "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
         "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1],
+        # A broken .git here must never send git to a repository above (PIPELINES_ROOT may sit in one).
+        "GIT_CEILING_DIRECTORIES": str(Path(repo).resolve().parent),
     }
     return subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True, check=check,
                           text=not binary)
@@ -187,9 +189,10 @@ def _adopt(repo: Path, slug: str) -> bool:
     foreign = ProviderError(f"{repo} already exists and is not the scaffolded pipeline repository of {slug}: "
                             "move it away, then apply again")
     repo.mkdir(parents=True, exist_ok=True)
-    if not (repo / ".git").is_dir():
-        if any(repo.iterdir()):
-            raise foreign
+    if not (repo / ".git").is_dir() and any(repo.iterdir()):
+        raise foreign
+    if git(repo, "rev-parse", "--git-dir", check=False).returncode:
+        # A new repository, or one a killed `git init` left half made: init finishes it.
         git(repo, "init", "--quiet", "--initial-branch=main")
     # Git's own locks can only be a killed apply's: Terraform's state lock lets one apply of the
     # product run at a time, and nothing else writes to this repository.
