@@ -181,6 +181,7 @@ class TeamMemberDetailApi(APIView):
 # --- products ----------------------------------------------------------------------------------
 class ProductListApi(APIView):
     @extend_schema(
+        operation_id="v1_products_list",  # a paginated page, which spectacular would take for a single product
         parameters=[*(OpenApiParameter(name, str) for name in ("team", "domain", "status")),
                     *(OpenApiParameter(name, int) for name in ("limit", "offset"))],
         responses={200: inline_serializer("PaginatedProductList", {  # LimitOffsetPagination's page

@@ -12,7 +12,9 @@ from django.core.exceptions import ImproperlyConfigured
 from portal.settings.base import secret
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS_VARIABLES = ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "DEBUG")
+# DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it in this process; no deployment has it.
+SETTINGS_VARIABLES = ("DJANGO_SETTINGS_MODULE", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "DEBUG",
+                      "DJANGO_ALLOW_ASYNC_UNSAFE")
 
 
 def _environment(**extra) -> dict:
