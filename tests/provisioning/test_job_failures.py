@@ -89,11 +89,13 @@ def test_a_held_state_lock_fails_the_job_after_the_lock_timeout_and_a_retry_comp
         assert retried.status == "succeeded", log_text(retried)
         assert retried.retry_of_id == locked.pk
     finally:
+        settings.TERRAFORM_LOCK_TIMEOUT = "60s"  # the clean-up waits as a job normally would
         destroy = services.job_start(user=platform, product=product, action="destroy")
         services.job_run(destroy.pk)
         services.job_confirm(user=platform, job=Job.objects.get(pk=destroy.pk))
         services.job_run(destroy.pk)
-        assert Job.objects.get(pk=destroy.pk).status == "succeeded"
+        destroyed = Job.objects.get(pk=destroy.pk)
+        assert destroyed.status == "succeeded", log_text(destroyed)
 
 
 def test_the_reconciler_fails_a_job_whose_worker_died_and_frees_the_product(member, platform):
