@@ -34,7 +34,8 @@ def test_the_site_follows_edits_incrementally_and_shows_provisioning_once_the_jo
     assert response.status_code == 200, response.json()
     wait_until(lambda: "Streaming from the orders topic." in _page(slug), timeout=30, what="the edit on the site",
                log=e2e["log"])
-    assert builder.published() == published  # an edit is an incremental build, in place
+    # An edit is an incremental build, into a copy of the published site swapped in whole.
+    assert builder.published() != published
     assert "WID site: incremental build" in e2e["log"].read_text()
 
     assert api(alice).post(f"/api/v1/products/{slug}/submit/", format="json").json()["status"] == "approved"
