@@ -271,6 +271,8 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
     except (terraform.TerraformError, RenderError) as exc:
         message = naming_a_full_disk(str(exc))
         _append(job, f"Error: {message}")
+        _append(job, "This will fail the same way until the template or the WID changes." if getattr(
+            exc, "permanent", False) else "This may pass on a retry (a retry adopts whatever this run created).")
         _finish(job, Job.Status.FAILED, error=message[:2000])
     except Exception as exc:
         logger.exception("job %s failed unexpectedly", job.pk)

@@ -57,6 +57,7 @@ def test_a_provider_that_cannot_be_installed_fails_the_job_at_init(member, platf
     assert (job.status, job.step) == ("failed", "init")
     assert "terraform init failed" in job.error
     assert "Error:" in log_text(job)
+    assert "fail the same way until the template or the WID changes" in log_text(job)  # a retry cannot help
     assert services.job_start(user=platform, product=product, action="plan")  # the lock was released
 
 
@@ -82,6 +83,7 @@ def test_a_held_state_lock_fails_the_job_after_the_lock_timeout_and_a_retry_comp
 
     assert locked.status == "failed"
     assert "state lock" in log_text(locked).lower()
+    assert "may pass on a retry" in log_text(locked)
     retried = services.job_retry(user=platform, job=locked)
     services.job_run(retried.pk)
     retried.refresh_from_db()
