@@ -85,7 +85,9 @@ def test_a_redis_crash_loses_nothing_stops_no_process_and_work_resumes_within_se
     started = portal.wait_for(
         lambda: Job.objects.filter(product__slug=later).exclude(status="queued").first(), 30,
         "the job approved during the outage to start")
-    assert started and time.monotonic() - back < 20
+    waited = time.monotonic() - back
+    print(f"the job approved while Redis was down started {waited:.1f} s after Redis came back")
+    assert started and waited < 20
     portal.wait_for(lambda: Run.objects.get(pk=run_id).status in FINAL, 60, "the run queued during the outage")
     portal.wait_for(lambda: not Job.objects.exclude(status__in=FINAL).exists(), 180, "every job to end")
 
