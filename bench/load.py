@@ -390,19 +390,13 @@ def seed(products: int, clients: int) -> dict:
     failed = list(Job.objects.exclude(status="succeeded").values_list("product__slug", "status", "error"))
     if failed:
         raise SystemExit(f"seeding failed: {failed}")
-    for state in Provisioning.objects.select_related("product"):  # something for the pipelines to load
-        lake = Path(state.outputs.get("lake_path") or settings_lake() / state.product.slug) / "raw"
+    for state in Provisioning.objects.all():  # something for the pipelines to load
+        lake = Path(state.outputs["lake_path"]) / "raw"
         lake.mkdir(parents=True, exist_ok=True)
         (lake / "orders.csv").write_text("Order Id,Amount\n" + "".join(f"{i},{i * 3}\n" for i in range(200)))
     return {"platform": {"token": Token.objects.create(user=platform).key, "session": session_of(platform)},
             "users": users, "products": slugs,
             "jobs": list(Job.objects.values_list("pk", flat=True))}
-
-
-def settings_lake() -> Path:
-    from django.conf import settings
-
-    return Path(settings.LAKE_ROOT)
 
 
 # --- the load -----------------------------------------------------------------------------------
