@@ -56,10 +56,11 @@ bench-pages: services
 bench-load: services
 	$(PY) bench/load.py $(BENCH_ARGS)
 
-# The long fault trials (README, "Reliability"): ten SIGKILLs of the worker mid-apply, and each fault
-# test of tests/faults once more. `make test` runs one trial of each.
+# The long trials (README, "Reliability"): ten SIGKILLs of the worker mid-apply and each fault test of
+# tests/faults once more, then the 10-minute load run. `make test` runs one trial of each fault.
 trials: services
 	FAULT_TRIALS=$${FAULT_TRIALS:-10} $(VENV)/bin/pytest -p no:cacheprovider -s -ra tests/faults $(PYTEST_ARGS)
+	$(PY) bench/load.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var/test-* var/bench-*
