@@ -1,6 +1,8 @@
 """The API fuzzed from its own OpenAPI schema (schemathesis, in-process over WSGI), signed in as a
-team member with a token: no answer is a 5xx, and every answer (status, content type, body)
-is one the schema declares. A fixed seed and a stated number of examples keep it repeatable
+team member with a token: no answer is a 5xx, and every answer (status and body) is one the schema
+declares; operation by operation, then statefully, along the links schemathesis infers from the
+schema (a created product's slug into its detail, edit, jobs and runs; a job's id into its page,
+cancel, confirm and retry). A fixed seed and a stated number of examples keep it repeatable
 and under a minute."""
 import json
 
@@ -56,3 +58,25 @@ def test_the_api_answers_as_its_schema_says_and_never_5xx(case, token):
     if "slug" in parameters and len(str(parameters["slug"])) % 2 == 0:
         parameters["slug"] = "growth-analytics" if case.path.startswith("/api/v1/teams/") else "orders-core"
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=CHECKS)
+
+
+STATEFUL_EXAMPLES = 20  # sequences
+STATEFUL_STEPS = 6  # calls in each
+
+
+def test_sequences_that_follow_the_schema_from_one_answer_to_the_next_never_5xx(token):
+    """Stateful: schemathesis links the operations (a created product's slug into its detail, edit,
+    history, submit, jobs...; a created team into its members) and runs chains of real calls."""
+    workflow = schema.as_state_machine()
+    assert workflow.bundles, "schemathesis found no links between the operations: nothing stateful ran"
+
+    class AsATeamMember(workflow):
+        def get_call_kwargs(self, case):
+            return {"headers": {"Authorization": f"Token {token}"}}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, headers=kwargs.get("headers"))
+
+    AsATeamMember.run(settings=hypothesis.settings(
+        max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS, deadline=None, derandomize=True,
+        database=None, suppress_health_check=list(HealthCheck)))
