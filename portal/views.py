@@ -42,8 +42,13 @@ def server_error(request):
     from django.views.defaults import server_error as django_server_error
 
     exc = sys.exc_info()[1]
-    if not _is_unavailable(exc):
+    if not is_unavailable(exc):
         return django_server_error(request)
+    return unavailable(request)
+
+
+def unavailable(request):
+    """The 503 a client may retry in a moment, as JSON under /api/ and as a page elsewhere."""
     detail = "A service the portal needs is unavailable for a moment; nothing was half-saved. Try again."
     if request.path.startswith("/api/"):
         response = JsonResponse({"detail": detail, "errors": {}}, status=503)
@@ -57,7 +62,7 @@ def server_error(request):
     return response
 
 
-def _is_unavailable(exc) -> bool:
+def is_unavailable(exc) -> bool:
     from django.db import InterfaceError, OperationalError
     from kombu.exceptions import OperationalError as BrokerError
 
