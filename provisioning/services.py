@@ -180,7 +180,8 @@ def _set(job: Job, **fields) -> None:
         fields["error"] = kernel.storable(fields["error"])
     for name, value in fields.items():
         setattr(job, name, value)
-    Job.objects.filter(pk=job.pk).update(**fields)
+    # Only while it runs: a job the reconciler has ended is never brought back by its old worker.
+    Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(**fields)
 
 
 def _finish(job: Job, status: str, **fields) -> None:

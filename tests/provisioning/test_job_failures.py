@@ -131,3 +131,26 @@ def test_running_a_job_twice_does_nothing_the_second_time(member, platform, temp
 
     job.refresh_from_db()
     assert job.status == "failed" and job.log_lines == lines
+
+
+def test_a_worker_that_comes_back_after_the_reconciler_failed_its_job_changes_nothing(member, platform):
+    product = approved_product(member)
+    job = services.job_start(user=platform, product=product, action="apply")
+    Job.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert kernel.reconcile()["lost"] == 1
+    finished = []
+    from provisioning.signals import job_finished
+
+    def count(sender, job, **kwargs):
+        finished.append(job.status)
+
+    job_finished.connect(count)
+    try:
+        late = Job.objects.get(pk=job.pk)
+        services._set(late, status="applying", step="apply")  # the old worker, still going
+        services._finish(late, "succeeded", step="")
+    finally:
+        job_finished.disconnect(count)
+    job.refresh_from_db()
+    assert job.status == "failed" and "stopped answering" in job.error
+    assert finished == []  # announced once, by the reconciler, not again
