@@ -167,6 +167,7 @@ def seed_existing(count: int, owner) -> None:
     from provisioning import services
 
     repo = get_repository()
+    repo.head()  # made before the files are written: it is never made over files it does not hold
     for n in range(count):
         data = wid_payload(slug=f"e{RUN}-{n:04d}", team="bench-team")
         doc = wids._document(wids.clean_wid_input(data), status="approved", version=3, reviews=[])

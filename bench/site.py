@@ -79,6 +79,7 @@ def seed(n: int):
     team, _ = Team.objects.get_or_create(slug="bench-team", defaults={"name": "Bench"})
     Membership.objects.get_or_create(team=team, user=user, defaults={"role": "owner"})
     repo = get_repository()
+    repo.head()  # made before the files are written: it is never made over files it does not hold
     for i in range(n):
         depends = [f"product-{j:05d}" for j in (i // 3, i // 7) if j < i][:2]
         data = _wid(f"product-{i:05d}", f"Product {i}", f"domain-{i % 20:02d}", "bench-team", "internal", False,

@@ -56,6 +56,7 @@ def main() -> None:
         for size in sizes:
             settings.WID_REPO_PATH = Path(tmp) / f"repo-{size}"
             repo = get_repository()
+            repo.head()  # made before the files are written: it is never made over files it does not hold
             for n in range(size):
                 data = _wid(f"product-{n:05d}", f"Product {n}", f"domain-{n % 20:02d}", "bench-team", "internal",
                             False, "small", [], [{"name": "table_a", "kind": "table"}], f"Value of product {n}. " * 20)
