@@ -55,6 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-wid-") as tmp:
         for size in sizes:
             settings.WID_REPO_PATH = Path(tmp) / f"repo-{size}"
+            Product.objects.all().delete()  # the last size's index: this repository starts anew
             repo = get_repository()
             repo.head()  # made before the files are written: it is never made over files it does not hold
             for n in range(size):
