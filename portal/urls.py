@@ -22,4 +22,5 @@ urlpatterns = [
     path("healthz/", views.healthz, name="healthz"),
 ]
 
+handler404 = "portal.views.not_found"
 handler500 = "portal.views.server_error"

@@ -74,3 +74,12 @@ def is_unavailable(exc) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def not_found(request, exception=None):
+    """handler404: under /api/ the answer is the API's JSON error, as for every other API error."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "errors": {}}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)

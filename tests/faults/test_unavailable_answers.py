@@ -49,3 +49,4 @@ def test_any_other_error_is_still_a_500(api, member, monkeypatch):
     client = api(member)
     client.raise_request_exception = False
     assert client.get("/api/v1/products/customer-churn/").status_code == 500
+
