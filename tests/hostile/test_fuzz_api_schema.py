@@ -1,5 +1,5 @@
 """The API fuzzed from its own OpenAPI schema (schemathesis, in-process over WSGI), signed in as a
-team member with a token: no answer is a 5xx, and every answer (status and body) is one the schema
+team member with a token: no answer is a 5xx, and every answer (status, content type, body) is one the schema
 declares; operation by operation, then statefully, along the links schemathesis infers from the
 schema (a created product's slug into its detail, edit, jobs and runs; a job's id into its page,
 cancel, confirm and retry). A fixed seed and a stated number of examples keep it repeatable
@@ -22,7 +22,8 @@ from tests.factories import wid_payload
 
 EXAMPLES_PER_OPERATION = 5
 SEED = 20261130
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.response_schema_conformance]
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+          checks.response_schema_conformance]
 
 
 def _schema():
