@@ -31,16 +31,10 @@ def site_key() -> str:
     return hashlib.sha1(f"{socket.gethostname()}:{settings.WID_SITE_ROOT}".encode()).hexdigest()[:16]
 
 
-def _fail_lost_build(build: SiteBuild, reason: str) -> bool:
-    return bool(SiteBuild.objects.filter(pk=build.pk, status=SiteBuild.Status.RUNNING,
-                                         heartbeat_at=build.heartbeat_at).update(
-        status=SiteBuild.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]))
-
-
 BUILDS = kernel.register(kernel.Kind(
     name="site-build", model=SiteBuild, task="docs_site.tasks.build_site", queue=lambda build: build.queue,
     waiting=Q(status=SiteBuild.Status.QUEUED), running=Q(status=SiteBuild.Status.RUNNING),
-    on_lost=_fail_lost_build, log_model=SiteBuildLogLine, log_fk="build",
+    log_model=SiteBuildLogLine, log_fk="build",
 ))
 
 

@@ -31,19 +31,9 @@ from provisioning.models import Provisioning, Run, RunLogLine
 from provisioning.services import state_conn_str, user_can_read_credentials
 
 
-def _fail_lost_run(run: Run, reason: str) -> bool:
-    with transaction.atomic():
-        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING, heartbeat_at=run.heartbeat_at).update(
-                status=Run.Status.FAILED, finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]):
-            return False
-        kernel.append(run, f"Error: {reason}.")
-    return True
-
-
 RUNS = kernel.register(kernel.Kind(
     name="run", model=Run, task="provisioning.tasks.execute_run", queue=lambda run: settings.RUNS_QUEUE,
-    waiting=Q(status=Run.Status.QUEUED), running=Q(status=Run.Status.RUNNING), on_lost=_fail_lost_run,
-    log_model=RunLogLine, log_fk="run",
+    waiting=Q(status=Run.Status.QUEUED), running=Q(status=Run.Status.RUNNING), log_model=RunLogLine, log_fk="run",
 ))
 
 

@@ -6,7 +6,6 @@ conditional UPDATE, renders the product's working directory, and runs terraform 
 adapter, appending every output line to the job's log as it comes.
 """
 import logging
-from datetime import timedelta
 from functools import partial
 
 from django.conf import settings

@@ -27,18 +27,9 @@ def send(task_name: str, *args, countdown: float | None = None, queue: str | Non
         return False
 
 
-def after_commit(task_name: str, *args, countdown: float | None = None, queue: str | None = None,
-                 on_sent=None) -> None:
+def after_commit(task_name: str, *args) -> None:
     """Send a task once the current transaction commits (at once outside one)."""
-
-    def go() -> None:
-        if send(task_name, *args, countdown=countdown, queue=queue) and on_sent is not None:
-            try:
-                on_sent()
-            except Exception:
-                logger.exception("after sending %s%s", task_name, args)
-
-    transaction.on_commit(go)
+    transaction.on_commit(lambda: send(task_name, *args))
 
 
 def broker_identity() -> str:

@@ -131,12 +131,12 @@ def outlasting_db_restarts(write: Callable) -> Callable:
 
 
 # --- claiming and running ----------------------------------------------------------------------
-def claim(model, pk: int, *, timeout: float, from_status="queued", to_status="running", **fields) -> bool:
+def claim(model, pk: int, *, timeout: float) -> bool:
     """Take a queued row for this process: True if this call took it."""
     now = timezone.now()
-    statuses = [from_status] if isinstance(from_status, str) else list(from_status)
-    return bool(model.objects.filter(pk=pk, status__in=statuses).update(
-        status=to_status, worker=worker_name(), started_at=now, heartbeat_at=now, deadline_at=now + timedelta(seconds=timeout), process_group=None, **fields))
+    return bool(model.objects.filter(pk=pk, status="queued").update(
+        status="running", worker=worker_name(), started_at=now, heartbeat_at=now,
+        deadline_at=now + timedelta(seconds=timeout), process_group=None))
 
 
 class Beat:
@@ -276,9 +276,14 @@ def _lost_reason(row, now) -> str:
 
 
 def _fail_lost(kind: Kind, row, reason: str) -> bool:
-    updated = kind.model.objects.filter(kind.running, pk=row.pk, heartbeat_at=row.heartbeat_at).update(
-        status="failed", finished_at=timezone.now(), error=f"Failed: {reason}."[:2000])
-    return bool(updated)
+    """Fail a lost row, once (only as the reconciler saw it), with the line saying why in its log."""
+    with transaction.atomic():
+        if not kind.model.objects.filter(kind.running, pk=row.pk, heartbeat_at=row.heartbeat_at).update(
+                status="failed", finished_at=timezone.now(), error=f"Failed: {reason}."[:2000]):
+            return False
+        if kind.log_model is not None:
+            append(row, f"Error: {reason}.")
+    return True
 
 
 def reconcile(*, now=None) -> dict:

@@ -257,3 +257,18 @@ def test_site_build_requests_of_one_site_coalesce(settings, sent):
     for _ in range(5):
         services.site_request_build("edit")
     assert SiteBuild.objects.filter(status="queued", site=services.site_key()).count() == 1
+
+
+def test_a_lost_run_and_a_lost_site_build_are_failed_once_with_the_reason_in_their_log(product, member, settings,
+                                                                                      sent):
+    settings.WORK_LOST_AFTER_SECONDS = 30
+    stale = timezone.now() - timedelta(seconds=31)
+    run = Run.objects.create(product=product, requested_by=member, status="running", heartbeat_at=stale)
+    build = SiteBuild.objects.create(site="s", queue="q", status="running", heartbeat_at=stale)
+
+    assert kernel.reconcile()["lost"] == 2
+    run.refresh_from_db()
+    build.refresh_from_db()
+    assert run.status == build.status == "failed" and "stopped answering" in run.error
+    assert "stopped answering" in run.lines.get().text and "stopped answering" in build.lines.get().text
+    assert kernel.reconcile()["lost"] == 0
