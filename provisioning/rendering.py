@@ -38,6 +38,14 @@ class ProductSpec:
     pii: bool
     compute_tier: str
     wid_url: str
+    # Producers whose published ports this product may read (each provisioned, and approved by its
+    # owners when it is sensitive), sorted; personal login roles on this product's published schema
+    # ({"name": "a_<request id>", "valid_until": "YYYY-MM-DDTHH:MM:SSZ"}), sorted by name; the
+    # generation of the product's password (one more on every rotation).
+    reads: tuple[str, ...] = ()
+    readers: tuple[dict, ...] = ()
+    password_generation: int = 0
+    outputs: tuple[dict, ...] = ()
 
 
 def tfvars(spec: ProductSpec) -> dict:
@@ -51,6 +59,9 @@ def tfvars(spec: ProductSpec) -> dict:
         "compute_tier": spec.compute_tier,
         **tier,
         "wid_url": spec.wid_url,
+        "reads": sorted(spec.reads),
+        "readers": sorted((dict(r) for r in spec.readers), key=lambda r: r["name"]),
+        "password_generation": spec.password_generation,
         "template_version": TEMPLATE_VERSION,
         "lake_root": str(settings.LAKE_ROOT),
         "pipelines_root": str(settings.PIPELINES_ROOT),
