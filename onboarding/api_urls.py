@@ -16,4 +16,5 @@ urlpatterns = [
     path("products/<slug:slug>/reject/", apis.ProductRejectApi.as_view(), name="api-product-reject"),
     path("products/<slug:slug>/request-changes/", apis.ProductRequestChangesApi.as_view(),
          name="api-product-request-changes"),
+    path("products/<slug:slug>/withdraw/", apis.ProductWithdrawApi.as_view(), name="api-product-withdraw"),
 ]

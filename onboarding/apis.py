@@ -54,6 +54,9 @@ class ProductOutput(serializers.Serializer):
     team = serializers.CharField(source="team.slug")
     status = serializers.CharField()
     version = serializers.IntegerField()
+    approved_version = serializers.IntegerField(
+        allow_null=True, help_text="The version whose infrastructure is live (null before the first approval); "
+                                   "an approved product's later edits are an amendment until approved.")
     target = serializers.CharField()
     classification = serializers.CharField()
     pii = serializers.BooleanField()
@@ -278,4 +281,7 @@ ProductApproveApi = _lifecycle_api(services.wid_approve, "Approve (platform team
 ProductRejectApi = _lifecycle_api(services.wid_reject, "Reject with a comment (platform team only).")
 ProductRequestChangesApi = _lifecycle_api(
     services.wid_request_changes, "Ask the team for changes, with a comment (platform team only)."
+)
+ProductWithdrawApi = _lifecycle_api(
+    services.wid_withdraw, "Drop the open amendment of an approved product: the WID returns to its approved version."
 )

@@ -54,6 +54,8 @@ class Product(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="products")
     status = models.CharField(max_length=20, choices=_choices(widfile.STATUSES), db_index=True)
     version = models.PositiveIntegerField()
+    approved_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the version whose infrastructure is live; empty before the first approval")
     target = models.CharField(max_length=10, choices=_choices(widfile.TARGETS))
     classification = models.CharField(max_length=20, choices=_choices(widfile.CLASSIFICATIONS))
     pii = models.BooleanField()

@@ -12,6 +12,8 @@ from onboarding.widrepo import CommitInfo, GitError, get_repository
 from portal.errors import InvalidInput, NotFound
 
 PLATFORM_GROUP = "platform"
+# Commits that record who asked for or got access to a product's data: not changes to the WID.
+ACCESS_COMMIT_PREFIXES = ("Access ",)
 
 
 def user_is_platform(user) -> bool:
@@ -101,7 +103,7 @@ def _authors_since_last_approval(product: Product, repo) -> set[str]:
                          or commit.message.startswith(f"{verb} {product.slug}: ")), None)
         if decision == "approve":
             break
-        if decision is None:
+        if decision is None and not commit.message.startswith(ACCESS_COMMIT_PREFIXES):
             authors.add(commit.author_email.lower())
     return authors
 
@@ -163,6 +165,68 @@ def product_slugs_existing(slugs: list[str]) -> set[str]:
     return set(Product.objects.filter(slug__in=slugs).values_list("slug", flat=True))
 
 
+def product_statuses(slugs: list[str]) -> dict[str, str]:
+    return dict(Product.objects.filter(slug__in=slugs).values_list("slug", "status"))
+
+
+def product_risks(slugs: list[str]) -> dict[str, dict]:
+    """{slug: {classification, pii}} as the index has them now."""
+    return {slug: {"classification": classification, "pii": pii} for slug, classification, pii in
+            Product.objects.filter(slug__in=slugs).values_list("slug", "classification", "pii")}
+
+
+def dependency_cycle(slug: str, depends_on: list[str]) -> list[str] | None:
+    """The cycle `slug` reading `depends_on` would close (`[slug, a, ..., slug]`), or None.
+    Every product's current `depends_on` counts, drafts too: a cycle is refused whichever side comes second."""
+    graph = {s: list(d) for s, d in Product.objects.exclude(status="retired").values_list("slug", "depends_on")}
+    graph[slug] = list(depends_on)
+    path, seen = [slug], set()
+
+    def walk(node: str) -> bool:
+        for upstream in graph.get(node, []):
+            if upstream == slug:
+                path.append(slug)
+                return True
+            if upstream in seen:
+                continue
+            seen.add(upstream)
+            path.append(upstream)
+            if walk(upstream):
+                return True
+            path.pop()
+        return False
+
+    return path if walk(slug) else None
+
+
+def product_dependants(slug: str) -> list[Product]:
+    """Products whose current WID reads `slug` (retired ones left out)."""
+    return list(Product.objects.filter(depends_on__contains=[slug]).exclude(status="retired")
+                .select_related("team").order_by("slug"))
+
+
+def document_at_version(product: Product, version: int) -> widfile.WidDocument:
+    """The WID as it was at `version`, read from git (every save is one commit: the n-th is version n,
+    checked against the file's own number)."""
+    history = product_history(product)
+    by_number = {v.number: v for v in history}
+    repo = get_repository()
+    candidates = [by_number[version]] if version in by_number else []
+    candidates += [v for v in history if v.number != version]
+    for candidate in candidates:
+        doc = widfile.parse(repo.show(candidate.commit.sha, product.path))
+        if doc.meta["version"] == version:
+            return doc
+    raise NotFound(f"Version {version} of {product.slug} is not in the WID repository.")
+
+
+def approved_document(product: Product) -> widfile.WidDocument | None:
+    """The WID at its approved version (the one whose infrastructure is live), or None before approval."""
+    if product.approved_version is None:
+        return None
+    return document_at_version(product, product.approved_version)
+
+
 def product_markdown(product: Product) -> str:
     text = get_repository().read(product.path, after=product.head_sha)
     if text is None:
@@ -208,3 +272,7 @@ def user_by_username(username: str):
         return User.objects.get(username=username)
     except User.DoesNotExist:
         raise InvalidInput.on("username", f"No user {username!r}.") from None
+
+
+def user_by_username_or_none(username: str):
+    return get_user_model().objects.filter(username=username).first()

@@ -36,8 +36,17 @@ TRANSITIONS = {
     "reject": ({"submitted"}, "rejected", "rejected", "Reject", signals.wid_rejected),
     "request_changes": ({"submitted"}, "changes_requested", "changes_requested", "Request changes to",
                         signals.wid_changes_requested),
-    "retire": ({"approved"}, "retired", "retired", "Retire", signals.wid_retired),
+    # A product whose infrastructure is live is retired by its destroy, whatever its amendment's state.
+    "retire": ({"approved", "draft", "submitted", "changes_requested", "rejected"}, "retired", "retired", "Retire",
+               signals.wid_retired),
+    # Drop an open amendment: the WID goes back to its approved version.
+    "withdraw": ({"draft", "submitted", "changes_requested", "rejected"}, "approved", "withdrawn", "Withdraw the amendment of",
+                 signals.wid_withdrawn),
 }
+# An amendment's status: open while the approved version's infrastructure keeps running.
+AMENDMENT_STATUSES = {"draft", "submitted", "changes_requested", "rejected"}
+CLASSIFICATION_RANK = {name: rank for rank, name in enumerate(widfile.CLASSIFICATIONS)}
+SENSITIVE_CLASSIFICATIONS = {"confidential", "restricted"}
 COMMENT_MAX_LENGTH = 10_000
 
 
@@ -135,16 +144,31 @@ def _check_references(cleaned: dict, *, user, slug: str) -> Team:
     depends_on = cleaned["depends_on"]
     if slug in depends_on:
         raise InvalidInput.on("depends_on", "A product cannot depend on itself.")
-    existing = selectors.product_slugs_existing(depends_on)
+    existing = selectors.product_statuses(depends_on)
     unknown = [s for s in depends_on if s not in existing]
     if unknown:
         raise InvalidInput.on("depends_on", f"Unknown products: {', '.join(unknown)}.")
+    retired = [s for s in depends_on if existing[s] == "retired"]
+    if retired:
+        raise InvalidInput.on("depends_on", f"Retired products cannot be read from: {', '.join(retired)}.")
+    cycle = selectors.dependency_cycle(slug, depends_on)
+    if cycle:
+        raise InvalidInput.on("depends_on", f"This would make a cycle: {' → '.join(cycle)}.")
     if not selectors.user_is_member(user, team):
         raise NotAllowed(f"Only members of {team.slug!r} write its products.")
     return team
 
 
-def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewEntry]) -> WidDocument:
+def approved_version(meta: dict) -> int | None:
+    """The version whose infrastructure is live: recorded since amendments exist; a file approved
+    before them is live at its own version."""
+    if meta.get("approved_version") is not None:
+        return meta["approved_version"]
+    return meta["version"] if meta["status"] == "approved" else None
+
+
+def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewEntry],
+              approved: int | None = None) -> WidDocument:
     meta = {
         "slug": cleaned["slug"],
         "name": cleaned["name"],
@@ -161,11 +185,13 @@ def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewE
         "depends_on": list(cleaned["depends_on"]),
         "outputs": [dict(o) for o in cleaned["outputs"]],
     }
+    if approved is not None:
+        meta["approved_version"] = approved
     return WidDocument(meta=meta, sections=dict(cleaned["sections"]), reviews=list(reviews))
 
 
 def document_as_input(doc: WidDocument) -> dict:
-    data = {k: v for k, v in doc.meta.items() if k not in ("status", "version")}
+    data = {k: v for k, v in doc.meta.items() if k not in ("status", "version", *widfile.OPTIONAL_KEYS)}
     data["sections"] = dict(doc.sections)
     return data
 
@@ -303,17 +329,25 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
                 f"{slug} is at version {current.meta['version']}, not {version}: reload it and apply your change again.",
                 errors={"version": [f"The current version is {current.meta['version']}."]},
             )
-        if current.meta["status"] not in EDITABLE_STATUSES:
-            raise Conflict(f"{_a_status(current.meta['status'])} WID cannot be edited.")
+        status = current.meta["status"]
+        if status not in EDITABLE_STATUSES and status != "approved":
+            raise Conflict(f"{_a_status(status)} WID cannot be edited.")
         cleaned = clean_wid_input(merge_input(document_as_input(current), changes))
         for field in ("slug", "domain"):
             if cleaned[field] != current.meta[field]:
                 raise InvalidInput.on(field, f"The {field} of a product never changes.")
+        live = approved_version(current.meta)
+        if live is not None and cleaned["target"] != current.meta["target"]:
+            raise InvalidInput.on("target", "The target of a provisioned product never changes: "
+                                            "create a new product on the other target instead.")
         _check_references(cleaned, user=user, slug=slug)
-        doc = _document(cleaned, status=current.meta["status"], version=version + 1, reviews=current.reviews)
+        # Editing an approved WID opens an amendment: a draft, while the approved version stays live.
+        doc = _document(cleaned, status="draft" if status == "approved" else status, version=version + 1,
+                        reviews=current.reviews, approved=live)
         if document_as_input(doc) == document_as_input(current):
             return product  # nothing changed: no empty commit, no new version
-        return _commit(doc, author=user_author(user), message=f"Update {slug}")
+        return _commit(doc, author=user_author(user),
+                       message=f"Amend {slug}" if status == "approved" else f"Update {slug}")
 
 
 def _a_status(status: str) -> str:
@@ -341,13 +375,27 @@ def _transition(product: Product, current: WidDocument, action: str, *, actor, c
     allowed_from, new_status, entry_action, verb, signal = TRANSITIONS[action]
     status = current.meta["status"]
     if status not in allowed_from:
-        raise Conflict(f"{_a_status(status)} WID cannot be {({'submit': 'submitted', 'retire': 'retired'}).get(action, 'decided')}.")
+        raise Conflict(f"{_a_status(status)} WID cannot be "
+                       f"{({'submit': 'submitted', 'retire': 'retired', 'withdraw': 'withdrawn'}).get(action, 'decided')}.")
+    live = approved_version(current.meta)
+    if action in ("retire", "withdraw") and live is None:
+        raise Conflict(f"{product.slug} was never approved: there is "
+                       + ("nothing to retire." if action == "retire" else "no amendment to withdraw."))
     entry = ReviewEntry(
         action=entry_action, at=_now(), actor=actor.username if actor else "",
         actor_name=(actor.get_full_name() or actor.username) if actor else "", comment=comment,
     )
     meta = {**current.meta, "status": new_status, "version": current.meta["version"] + 1}
-    doc = WidDocument(meta=meta, sections=current.sections, reviews=[*current.reviews, entry])
+    sections = current.sections
+    if action == "approve":
+        meta["approved_version"] = meta["version"]
+    elif action == "withdraw":
+        approved = selectors.document_at_version(product, live)
+        meta = {**approved.meta, "status": new_status, "version": meta["version"], "approved_version": live}
+        sections = approved.sections
+    elif live is not None:
+        meta["approved_version"] = live
+    doc = WidDocument(meta=meta, sections=sections, reviews=[*current.reviews, entry])
     first_line = one_line(comment.split("\n", 1)[0], 100)  # git log's own separators never reach a subject
     message = f"{verb} {product.slug}" + (f": {first_line}" if first_line else "")
     product = _commit(doc, author=user_author(actor) if actor else POLICY_AUTHOR, message=message)
@@ -392,6 +440,35 @@ def policy_verdict(meta: dict) -> tuple[bool, str]:
     )
 
 
+def amendment_verdict(approved: dict, meta: dict, producers: dict[str, dict]) -> tuple[bool, str]:
+    """The policy on an amendment, judged against the approved version: a change that raises risk
+    goes to a person; one that lowers or keeps it is approved, whoever approved the product first.
+    `producers`: {slug: {classification, pii}} of the products the amendment newly depends on."""
+    reasons = []
+    if CLASSIFICATION_RANK[meta["classification"]] > CLASSIFICATION_RANK[approved["classification"]]:
+        reasons.append(f"classification rises from {approved['classification']} to {meta['classification']}")
+    if meta["pii"] and not approved["pii"]:
+        reasons.append("it now holds personal data")
+    if meta["compute_tier"] == "large" and approved["compute_tier"] != "large":
+        reasons.append("compute tier rises to large")
+    sensitive = sorted(slug for slug in set(meta["depends_on"]) - set(approved["depends_on"])
+                       if slug in producers and (producers[slug]["classification"] in SENSITIVE_CLASSIFICATIONS
+                                                 or producers[slug]["pii"]))
+    if sensitive:
+        reasons.append(f"it newly reads sensitive products: {', '.join(sensitive)}")
+    if reasons:
+        return False, "the amendment needs a platform decision: " + ", ".join(reasons)
+    return True, f"amendment approved by policy: it does not raise risk over version {approved['version']}"
+
+
+def _verdict(product: Product, meta: dict) -> tuple[bool, str]:
+    live = approved_version(meta)
+    if live is None:
+        return policy_verdict(meta)
+    approved = selectors.document_at_version(product, live).meta
+    return amendment_verdict(approved, meta, selectors.product_risks(meta["depends_on"]))
+
+
 def wid_submit(*, user, slug: str, comment: str = "") -> Product:
     comment = _clean_comment(comment, required=False)
     repo = get_repository()
@@ -400,7 +477,7 @@ def wid_submit(*, user, slug: str, comment: str = "") -> Product:
         if not selectors.user_can_edit_product(user, product):
             raise NotAllowed(f"Only members of {product.team.slug!r} submit this product.")
         product = _transition(product, _read_current(product), "submit", actor=user, comment=comment)
-        approve, reason = policy_verdict(_read_current(product).meta)
+        approve, reason = _verdict(product, _read_current(product).meta)
         if approve:
             product = _transition(product, _read_current(product), "approve", actor=None, comment=reason)
         return product
@@ -430,6 +507,43 @@ def wid_request_changes(*, user, slug: str, comment: str) -> Product:
     return _decide("request_changes", user=user, slug=slug, comment=comment, comment_required=True)
 
 
+def wid_withdraw(*, user, slug: str, comment: str = "") -> Product:
+    """Drop an open amendment: the WID returns to its approved version, which never stopped running."""
+    comment = _clean_comment(comment, required=False)
+    repo = get_repository()
+    with _write_lock(repo), transaction.atomic():
+        product = _locked_product(slug)
+        if not (selectors.user_can_edit_product(user, product) or selectors.user_is_platform(user)):
+            raise NotAllowed(f"Only members of {product.team.slug!r} and the platform withdraw its amendment.")
+        return _transition(product, _read_current(product), "withdraw", actor=user, comment=comment)
+
+
+def wid_log_access(*, slug: str, entries: list[dict]) -> Product:
+    """Append access entries (`access_requested`, ...) to a WID's review log: one commit, by the first
+    entry's actor, that changes neither the WID's status nor its decision dates. Called by
+    provisioning's access outbox; each entry: {action, actor, actor_name, at, comment}."""
+    if not entries or any(e["action"] not in widfile.ACCESS_ACTIONS for e in entries):
+        raise ValueError("access entries only")
+    repo = get_repository()
+    with _write_lock(repo), transaction.atomic():
+        product = _locked_product(slug)
+        current = _read_current(product)
+        added = [ReviewEntry(action=e["action"], at=e["at"].astimezone(timezone.utc).replace(microsecond=0),
+                             actor=e["actor"] or "", actor_name=e["actor_name"] or "",
+                             comment=_clean_comment(e["comment"] or "", required=False)) for e in entries]
+        meta = {**current.meta, "version": current.meta["version"] + 1}
+        doc = WidDocument(meta=meta, sections=current.sections, reviews=[*current.reviews, *added])
+        first = added[0]
+        who = first.actor or "the portal"
+        verb = first.action.removeprefix("access_")
+        message = f"Access {verb} to {slug} by {who}" + (f" (and {len(added) - 1} more)" if len(added) > 1 else "")
+        author = Author(first.actor_name or first.actor, first.actor) if "@" in first.actor else None
+        if author is None and first.actor:
+            user = selectors.user_by_username_or_none(first.actor)
+            author = user_author(user) if user else None
+        return _commit(doc, author=author or POLICY_AUTHOR, message=one_line(message, 100))
+
+
 def wid_retire(*, user, slug: str, comment: str) -> Product:
     """Mark a decommissioned product retired (provisioning calls this once its destroy succeeded)."""
     comment = _clean_comment(comment, required=True)
@@ -444,13 +558,19 @@ def wid_retire(*, user, slug: str, comment: str) -> Product:
 # --- the index ----------------------------------------------------------------------------------
 def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
     meta = doc.meta
-    positions = range(len(doc.reviews) - 1, -1, -1)
-    last_submit = next((i for i in positions if doc.reviews[i].action == "submitted"), None)
+    reviews = [r for r in doc.reviews if r.action not in widfile.ACCESS_ACTIONS]
+    withdrawn = next((i for i in range(len(reviews) - 1, -1, -1) if reviews[i].action != "retired"), None)
+    if withdrawn is not None and reviews[withdrawn].action == "withdrawn":
+        # Back to the approved version: its submission and approval are the ones that count.
+        approval = next((i for i in range(withdrawn - 1, -1, -1) if reviews[i].action == "approved"), None)
+        reviews = reviews[:approval + 1] if approval is not None else reviews
+    positions = range(len(reviews) - 1, -1, -1)
+    last_submit = next((i for i in positions if reviews[i].action == "submitted"), None)
     last_decision = next(
-        (i for i in positions if doc.reviews[i].action in ("approved", "rejected", "changes_requested")), None
+        (i for i in positions if reviews[i].action in ("approved", "rejected", "changes_requested")), None
     )
-    submitted_at = doc.reviews[last_submit].at if last_submit is not None else None
-    decided_at = doc.reviews[last_decision].at if last_decision is not None else None
+    submitted_at = reviews[last_submit].at if last_submit is not None else None
+    decided_at = reviews[last_decision].at if last_decision is not None else None
     if last_submit is not None and last_decision is not None and last_decision < last_submit:
         # Resubmitted: the last decision was about an earlier version. Compared by position in the
         # log, not by time: entries are stamped to the second and often share one.
@@ -460,6 +580,7 @@ def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
         "version": meta["version"], "target": meta["target"], "classification": meta["classification"],
         "pii": meta["pii"], "compute_tier": meta["compute_tier"], "contacts": meta["contacts"],
         "data_custodian": meta["data_custodian"], "depends_on": meta["depends_on"], "outputs": meta["outputs"],
+        "approved_version": approved_version(meta),
         "sections": doc.sections, "path": doc.path, "head_sha": head.sha, "updated_at": head.date,
         "submitted_at": submitted_at, "decided_at": decided_at,
     }

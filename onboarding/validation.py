@@ -133,6 +133,17 @@ class OutputSerializer(serializers.Serializer):
     })
     kind = serializers.ChoiceField(choices=widfile.OUTPUT_KINDS)
 
+    def validate(self, attrs):
+        # A table port becomes a table in the product's published schema: a plain PostgreSQL identifier.
+        if attrs.get("kind") == "table" and not TABLE_PORT_RE.fullmatch(attrs.get("name", "")):
+            raise serializers.ValidationError({"name": [
+                "A table output is published as a warehouse table: use 1 to 63 lowercase letters, digits and "
+                "'_', starting with a letter."]})
+        return attrs
+
+
+TABLE_PORT_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
 
 # Markdown that Python-Markdown takes minutes or its whole stack to render (measured: 4,000 `[`
 # in one paragraph take 8 s, the time growing with the square of their number; lists nested 75
@@ -212,6 +223,13 @@ class WidInputSerializer(serializers.Serializer):
 
     def validate_depends_on(self, value):
         return list(dict.fromkeys(value))  # keep order, drop repeats
+
+    def validate_outputs(self, value):
+        names = [o["name"] for o in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise serializers.ValidationError(f"Each output has a name of its own: {', '.join(repeated)} repeats.")
+        return value
 
 
 def clean_wid_input(data) -> dict:

@@ -18,7 +18,10 @@ TARGETS = ["local", "aws", "azure", "gcp"]
 CLASSIFICATIONS = ["public", "internal", "confidential", "restricted"]
 COMPUTE_TIERS = ["small", "medium", "large"]
 OUTPUT_KINDS = ["table", "dashboard", "api", "feed", "model"]
-REVIEW_ACTIONS = ["submitted", "approved", "rejected", "changes_requested", "retired"]
+REVIEW_ACTIONS = ["submitted", "approved", "rejected", "changes_requested", "retired", "withdrawn"]
+# Entries about access to the product's data: they change neither its status nor its decision dates.
+ACCESS_ACTIONS = ["access_requested", "access_approved", "access_rejected", "access_revoked"]
+REVIEW_ACTIONS += ACCESS_ACTIONS
 
 # (key in the API, heading in the file), in file order.
 SECTIONS = [
@@ -34,6 +37,9 @@ FRONT_MATTER_KEYS = [
     "slug", "name", "domain", "team", "status", "version", "target", "classification", "pii",
     "compute_tier", "contacts", "data_custodian", "depends_on", "outputs",
 ]
+# Keys a file holds only when they are set (files written before them parse unchanged), with the
+# required key each one follows in the file.
+OPTIONAL_KEYS = {"approved_version": "version"}
 
 # Python-Markdown's backslash-escapable characters: escaping every one of them (the backslash
 # included) makes `md_unescape(md_escape(s)) == s` for any text.
@@ -101,8 +107,18 @@ _REVIEW_RE = re.compile(
 )
 
 
+def _ordered_meta(meta: dict) -> dict:
+    ordered = {}
+    for key in FRONT_MATTER_KEYS:
+        ordered[key] = meta[key]
+        for optional, after in OPTIONAL_KEYS.items():
+            if after == key and meta.get(optional) is not None:
+                ordered[optional] = meta[optional]
+    return ordered
+
+
 def render(doc: WidDocument) -> str:
-    meta = {key: doc.meta[key] for key in FRONT_MATTER_KEYS}
+    meta = _ordered_meta(doc.meta)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
     parts = [f"---\n{front}---\n"]
     for key, title in SECTIONS:

@@ -121,12 +121,20 @@ JobRetryApi = _job_action(services.job_retry, "Start a new job from a failed or 
 
 
 class CredentialsApi(APIView):
-    @extend_schema(responses={200: inline_serializer("Credentials", {
-        name: serializers.CharField() for name in ("host", "port", "database", "user", "password", "schema",
-                                                   "lake_path")}), **error_responses(400, 403, 404, 409)})
+    @extend_schema(
+        parameters=[OpenApiParameter("reason", str, description="required for restricted or PII products, and for "
+                                                                "a platform member outside the owning team")],
+        responses={200: inline_serializer("Credentials", {
+            **{name: serializers.CharField(allow_null=True) for name in (
+                "host", "database", "user", "password", "schema", "published_schema", "lake_path", "kind",
+                "valid_until")},
+            "port": serializers.IntegerField(allow_null=True)}), **error_responses(400, 403, 404, 409)},
+        description="The product's login for its team; a person's own login for an approved access request; "
+                    "every read audited, a read with a reason e-mailed to the team and the custodian.")
     def get(self, request, slug):
         product = onboarding.product_get(slug)
-        data = services.credentials_read(user=request.user, product=product,
+        reason = request.query_params.get("reason", "")
+        data = services.credentials_read(user=request.user, product=product, reason=reason,
                                          remote_addr=request.META.get("REMOTE_ADDR"))
         return Response(data, headers={"Cache-Control": "no-store"})
 
@@ -141,6 +149,15 @@ class ProvisioningOutput(serializers.Serializer):
     drift_checked_at = serializers.DateTimeField(allow_null=True)
     drift_details = serializers.ListField(child=serializers.CharField())
     last_job = serializers.IntegerField(source="last_job_id", allow_null=True)
+    dependencies = serializers.SerializerMethodField()
+    pending_apply = serializers.CharField(source="pending_reason")
+
+    def get_dependencies(self, state) -> list[dict]:
+        """Each product this one reads (in its approved version) and whether the grant is in place."""
+        from provisioning import access
+        from provisioning.services import live_meta
+
+        return access.dependency_states(state.product, live_meta(state.product)["depends_on"])
 
 
 class ProductProvisioningApi(APIView):

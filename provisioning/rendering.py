@@ -22,6 +22,11 @@ COMPUTE_TIERS = {
 }
 
 
+def published_schema(slug: str) -> str:
+    """The schema a product publishes its table ports in, apart from its private one (`p_...`)."""
+    return "pub_" + slug.replace("-", "_")
+
+
 class RenderError(Exception):
     """The product cannot be rendered (unknown target, invalid values, a broken template)."""
 

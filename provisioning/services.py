@@ -63,22 +63,92 @@ def user_can_read_credentials(user, product) -> bool:
 
 
 # --- starting -----------------------------------------------------------------------------------
+def live_meta(product) -> dict:
+    """The WID's front matter at its approved version, read from git: what provisioning builds,
+    never an amendment still in draft. (Before any approval: the index row, for plans of a draft.)"""
+    doc = onboarding.approved_document(product)
+    if doc is not None:
+        return doc.meta
+    return {"team": product.team.slug, "target": product.target, "classification": product.classification,
+            "pii": product.pii, "compute_tier": product.compute_tier, "depends_on": list(product.depends_on),
+            "outputs": list(product.outputs)}
+
+
 def product_spec(product) -> ProductSpec:
+    from provisioning import access
+
+    meta = live_meta(product)
+    state = Provisioning.objects.filter(product=product).first()
     return ProductSpec(
-        slug=product.slug, domain=product.domain, team=product.team.slug, target=product.target,
-        classification=product.classification, pii=product.pii, compute_tier=product.compute_tier,
+        slug=product.slug, domain=product.domain, team=meta["team"], target=meta["target"],
+        classification=meta["classification"], pii=meta["pii"], compute_tier=meta["compute_tier"],
         wid_url=f"{settings.PORTAL_BASE_URL}/products/{product.slug}/",
+        reads=tuple(access.granted_reads(product, meta["depends_on"])),
+        readers=tuple(access.personal_readers(product)),
+        password_generation=state.password_generation if state else 0,
+        outputs=tuple(dict(o) for o in meta["outputs"]),
     )
+
+
+def is_live(product) -> bool:
+    """Whether the product has an approved version to provision (its amendment's state aside)."""
+    return product.status != "retired" and (product.approved_version is not None or product.status == "approved")
 
 
 def _check_startable(product, action: str) -> None:
     if action not in Job.Action.values:
         raise InvalidInput.on("action", f"Choose one of: {', '.join(Job.Action.values)}.")
-    if product.status != "approved":
-        raise Conflict(f"{product.slug} is {product.get_status_display()}: only an approved WID is provisioned.")
+    if not is_live(product):
+        raise Conflict(f"{product.slug} is {product.get_status_display()}: only a WID with an approved version "
+                       "is provisioned.")
 
 
-def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | None = None) -> Job:
+def request_apply(*, product, origin: str, reason: str) -> Job | None:
+    """Apply the product's approved version now, or, if a job of the product is active, right after it
+    (never skipped: the change it carries would be lost otherwise). None when it waits."""
+    with transaction.atomic():
+        state, _ = Provisioning.objects.select_for_update().get_or_create(product=product)
+        if not Job.objects.filter(product=product, status__in=Job.ACTIVE).exists():
+            try:
+                with transaction.atomic():
+                    return job_start(user=None, product=product, action=Job.Action.APPLY, reason=reason, origin=origin)
+            except Conflict:
+                pass  # one started meanwhile: wait for it
+        state.pending_origin = origin if not state.pending_origin or state.pending_origin == origin else Job.Origin.APPROVAL
+        state.pending_reason = reason[:200]
+        state.save(update_fields=["pending_origin", "pending_reason"])
+        return None
+
+
+def start_pending_apply(product) -> Job | None:
+    """Start the apply that waited for the product's previous job (on its end, and from beat)."""
+    with transaction.atomic():
+        state = Provisioning.objects.select_for_update().filter(product=product).exclude(pending_origin="").first()
+        if state is None or Job.objects.filter(product=product, status__in=Job.ACTIVE).exists():
+            return None
+        origin, reason = state.pending_origin, state.pending_reason
+        state.pending_origin, state.pending_reason = "", ""
+        state.save(update_fields=["pending_origin", "pending_reason"])
+        if not is_live(product):
+            return None
+        try:
+            with transaction.atomic():
+                return job_start(user=None, product=product, action=Job.Action.APPLY, reason=reason, origin=origin)
+        except Conflict:
+            state.pending_origin, state.pending_reason = origin, reason
+            state.save(update_fields=["pending_origin", "pending_reason"])
+            return None
+
+
+def start_pending_applies() -> int:
+    started = 0
+    for state in Provisioning.objects.exclude(pending_origin="").select_related("product", "product__team"):
+        started += start_pending_apply(state.product) is not None
+    return started
+
+
+def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | None = None,
+              origin: str = Job.Origin.REQUEST) -> Job:
     """Insert a queued job and run it after the commit; 409 if the product already has one."""
     if user is not None and not user_can_start(user, product, action):
         who = "the product's team and the platform" if action == Job.Action.PLAN else "the platform team"
@@ -87,7 +157,7 @@ def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | N
     try:
         with transaction.atomic():
             job = Job.objects.create(product=product, action=action, requested_by=user, reason=reason[:200],
-                                     retry_of=retry_of)
+                                     retry_of=retry_of, origin=origin)
     except IntegrityError:
         active = Job.objects.filter(product=product, status__in=Job.ACTIVE).first()
         raise Conflict(f"{product.slug} already has a job running"
@@ -142,7 +212,8 @@ def job_cancel(*, user, job: Job) -> Job:
 def job_retry(*, user, job: Job) -> Job:
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         raise Conflict(f"Job #{job.pk} is {job.status}: only a failed or cancelled job is retried.")
-    return job_start(user=user, product=job.product, action=job.action, reason=f"retry of #{job.pk}", retry_of=job)
+    return job_start(user=user, product=job.product, action=job.action, reason=f"retry of #{job.pk}", retry_of=job,
+                     origin=job.origin)
 
 
 # --- the log ------------------------------------------------------------------------------------
@@ -251,6 +322,11 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
                 _finish(job, Job.Status.SUCCEEDED, step="")
                 return
             needs_confirmation = plan.touches_existing or job.action == Job.Action.DESTROY
+            if needs_confirmation and job.origin in Job.SELF_CONFIRMING and job.action == Job.Action.APPLY \
+                    and plan.only_updates_in_place:
+                _append(job, f"This plan only updates in place or changes access, for an approved change "
+                             f"({job.get_origin_display()}): applied without a confirmation.")
+                needs_confirmation = False
             if needs_confirmation and job.confirmed_summary != plan.summary:
                 if job.confirmed_summary is not None:
                     _append(job, "The plan differs from the one confirmed; confirm again.")
@@ -263,6 +339,8 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
         _set(job, step="outputs")
         final = terraform.read_state(state_conn_str(), workspace=product.slug)
         outputs = _redact(final.outputs if final else {})
+        # Personal logins by name (their passwords stay in the state): the access report reads them.
+        outputs["readers"] = sorted(((final.outputs if final else {}).get("reader_passwords") or {}).get("value") or {})
         _record_success(job, outputs)
         _finish(job, Job.Status.SUCCEEDED, step="", outputs=outputs)
     except terraform.Cancelled:
@@ -296,8 +374,13 @@ def _retire_after_destroy(job: Job) -> None:
 
 @kernel.outlasting_db_restarts
 def _record_success(job: Job, outputs: dict) -> None:
+    from provisioning import access
+
     state, _ = Provisioning.objects.get_or_create(product=job.product)
     destroyed = job.action == Job.Action.DESTROY
+    first = not state.provisioned and not destroyed
+    access.record_applied(job.product, before=state.outputs if state.provisioned else {},
+                          after={} if destroyed else outputs)
     state.provisioned = not destroyed
     state.retired = destroyed
     state.last_job = job
@@ -306,6 +389,8 @@ def _record_success(job: Job, outputs: dict) -> None:
     state.template_version = "" if destroyed else str(outputs.get("template_version") or "")
     state.drifted = False
     state.save()
+    if first or destroyed:
+        access.after_provisioned(job.product, retired=destroyed)
 
 
 # --- drift -------------------------------------------------------------------------------------
@@ -336,17 +421,7 @@ def drift_candidates():
 
 
 # --- credentials --------------------------------------------------------------------------------
-def credentials_read(*, user, product, remote_addr: str | None = None) -> dict:
-    if not user_can_read_credentials(user, product):
-        raise NotAllowed("Only the product's team and the platform read its credentials.")
-    if not Provisioning.objects.filter(product=product, provisioned=True).exists():
-        raise Conflict(f"{product.slug} is not provisioned.")
-    state = terraform.read_state(state_conn_str(), workspace=product.slug)
-    CredentialRead.objects.create(product=product, user=user, remote_addr=remote_addr)
-    values = {name: o.get("value") for name, o in (state.outputs if state else {}).items()}
-    return {
-        "host": values.get("warehouse_host"), "port": values.get("warehouse_port"),
-        "database": values.get("warehouse_database"), "user": values.get("storage_role"),
-        "password": values.get("storage_password"), "schema": values.get("storage_schema"),
-        "lake_path": values.get("lake_path"),
-    }
+def credentials_read(*, user, product, remote_addr: str | None = None, reason: str = "") -> dict:
+    from provisioning import access
+
+    return access.credentials(user=user, product=product, reason=reason, remote_addr=remote_addr)

@@ -30,3 +30,31 @@ def execute_run(run_id: int) -> str:
     from provisioning import runs
 
     return runs.run_execute(run_id)
+
+
+@shared_task
+def start_pending_apply(product_id: int) -> bool:
+    from onboarding.models import Product
+
+    product = Product.objects.select_related("team").filter(pk=product_id).first()
+    return product is not None and services.start_pending_apply(product) is not None
+
+
+@shared_task
+def start_pending_applies() -> int:
+    """Beat's sweep: an apply that waited for a job whose end was not heard (a lost wake-up)."""
+    return services.start_pending_applies()
+
+
+@shared_task
+def expire_access() -> int:
+    from provisioning import access
+
+    return access.expire_sweep()
+
+
+@shared_task
+def log_access_events() -> int:
+    from provisioning import access
+
+    return access.log_access_events()

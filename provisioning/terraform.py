@@ -46,6 +46,23 @@ class PlanResult:
     def touches_existing(self) -> bool:
         return bool(self.change or self.remove)
 
+    @property
+    def only_updates_in_place(self) -> bool:
+        """Every planned change creates, updates in place, or removes a grant of access (a grant or
+        a personal login): nothing is replaced, no data is destroyed."""
+        for entry in self.changed_resources:
+            verb, _, address = entry.partition(" ")
+            if verb in ("create", "update", "read", "noop", "drift"):
+                continue
+            if verb == "delete" and any(f"{kind}." in address for kind in REVOCABLE_RESOURCE_TYPES):
+                continue
+            return False
+        return True
+
+
+# Resources whose removal revokes access and destroys no data.
+REVOCABLE_RESOURCE_TYPES = ("localplatform_grant", "localplatform_reader")
+
 
 def _message(line: str) -> tuple[str, dict | None]:
     """A `-json` line as (human text, with a diagnostic's detail, the object); plain lines as (line, None)."""

@@ -380,9 +380,9 @@ def test_a_rejected_wid_can_be_edited_and_resubmitted(api, member, platform):
 
 @pytest.mark.parametrize("overrides, status", [
     pytest.param({}, "submitted", id="submitted"),
-    pytest.param(LOW_RISK, "approved", id="approved"),
 ])
-def test_a_submitted_or_approved_wid_cannot_be_edited(api, member, overrides, status):
+def test_a_submitted_wid_cannot_be_edited(api, member, overrides, status):
+    """(An approved one can: an edit opens an amendment, tests/onboarding/test_amendments.py.)"""
     create(api, member, **overrides)
     version = act(api, member, "submit").json()["version"]
     head = head_commit().hexsha
@@ -396,7 +396,7 @@ def test_a_submitted_or_approved_wid_cannot_be_edited(api, member, overrides, st
     assert stored().meta["name"] == "Customer churn insights"
 
 
-def test_an_approved_wid_cannot_be_edited_even_by_the_platform(api, member, platform):
+def test_the_platform_cannot_amend_a_teams_approved_wid(api, member, platform):
     create(api, member)
     act(api, member, "submit")
     act(api, platform, "approve")
@@ -404,7 +404,7 @@ def test_an_approved_wid_cannot_be_edited_even_by_the_platform(api, member, plat
 
     response = api(platform).patch(URL, {"version": 3, "name": "Platform edit"}, format="json")
 
-    assert response.status_code in (403, 409)
+    assert response.status_code == 403
     assert head_commit().hexsha == head
 
 
