@@ -318,3 +318,14 @@ CELERY_BEAT_SCHEDULE["reconcile-work"] = {
     "schedule": WORK_RECONCILE_INTERVAL,
 }
 CELERY_BEAT_SCHEDULE["prune-logs"] = {"task": "portal.work.tasks.prune_logs", "schedule": 3600.0}
+
+# --- Access to products' data ----------------------------------------------------------------
+# A person's access lasts at most this many days; a custodian's consent link is valid this long.
+ACCESS_MAX_DAYS = env.int("ACCESS_MAX_DAYS", default=365)
+CUSTODIAN_LINK_DAYS = env.int("CUSTODIAN_LINK_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["start-pending-applies"] = {
+    "task": "provisioning.tasks.start_pending_applies", "schedule": env.float("PENDING_APPLY_INTERVAL", default=30.0)}
+CELERY_BEAT_SCHEDULE["expire-access"] = {
+    "task": "provisioning.tasks.expire_access", "schedule": env.float("ACCESS_EXPIRY_INTERVAL", default=300.0)}
+CELERY_BEAT_SCHEDULE["log-access-events"] = {
+    "task": "provisioning.tasks.log_access_events", "schedule": env.float("ACCESS_LOG_INTERVAL", default=60.0)}
