@@ -80,8 +80,13 @@ def test_an_approved_product_is_provisioned_isolated_and_decommissioned(e2e, api
         creds_a = api(alice).get(f"/api/v1/products/{a}/credentials/").json()
         creds_b = api(bob).get(f"/api/v1/products/{b}/credentials/").json()
         assert api(bob).get(f"/api/v1/products/{a}/credentials/").status_code == 403
-        assert api(priya).get(f"/api/v1/products/{a}/credentials/").status_code == 200
+        # The platform outside the team: only a break-glass read, with a reason, recorded and notified.
+        refused = api(priya).get(f"/api/v1/products/{a}/credentials/")
+        assert refused.status_code == 400 and "reason" in refused.json()["errors"]
+        assert api(priya).get(f"/api/v1/products/{a}/credentials/?reason=incident+42").status_code == 200
         assert CredentialRead.objects.filter(product__slug=a).count() == 2
+        glass = CredentialRead.objects.get(product__slug=a, user=priya)
+        assert (glass.kind, glass.reason) == ("break_glass", "incident 42")
         password = creds_a["password"]
         assert password and len(password) >= 16
         everywhere = [

@@ -14,12 +14,14 @@ USERS = [
     # username, first, last, platform?, superuser?
     ("alice", "Alice", "Analyst", False, False),
     ("bob", "Bob", "Builder", False, False),
+    ("carol", "Carol", "Curious", False, False),
     ("priya", "Priya", "Platform", True, False),
     ("admin", "Ada", "Admin", True, True),
 ]
 TEAMS = [
     ("growth-analytics", "Growth analytics", [("alice", "owner"), ("bob", "member")]),
     ("finance-data", "Finance data", [("bob", "owner")]),
+    ("sales-ops", "Sales operations", [("carol", "owner")]),
 ]
 
 
@@ -64,6 +66,11 @@ WIDS = [
                    "small", ["customer-churn"], [{"name": "attribution_feed", "kind": "feed"}],
                    "Which campaigns bring customers who stay."),
      []),
+    # Reads orders-core's published tables through a grant in its own Terraform state (approved by policy).
+    ("carol", _wid("sales-dashboard", "Sales dashboard", "sales", "sales-ops", "internal", False, "small",
+                   ["orders-core"], [{"name": "weekly_sales", "kind": "dashboard"}],
+                   "Weekly sales per region for the sales leads, from the trusted orders."),
+     [("carol", "submit", "")]),
 ]
 
 
