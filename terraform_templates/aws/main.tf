@@ -27,6 +27,8 @@ provider "aws" {
 
 data "aws_caller_identity" "current" {}
 
+data "aws_partition" "current" {}
+
 locals {
   tags = {
     product            = var.product
@@ -93,4 +95,30 @@ module "pipeline" {
   template_version = var.template_version
   wid_url          = var.wid_url
   reader_role_name = module.compute.role_name
+}
+
+# Each producer's names, by the same rule as this product's own (see reads.tf for which).
+module "producer_names" {
+  source   = "./modules/names"
+  for_each = local.producers
+
+  product    = each.key
+  prefix     = var.name_prefix
+  account_id = data.aws_caller_identity.current.account_id
+}
+
+# Read-only access to each producer's published area (`curated/` of its bucket) for this
+# product's role, one inline policy per producer, in this product's state.
+module "reads" {
+  source   = "./modules/reads"
+  for_each = local.producers
+
+  producer         = each.key
+  bucket_name      = module.producer_names[each.key].bucket
+  kms_alias        = module.producer_names[each.key].kms_alias
+  reader_role_name = module.compute.role_name
+  partition        = data.aws_partition.current.partition
+  dns_suffix       = data.aws_partition.current.dns_suffix
+  region           = var.region
+  account_id       = data.aws_caller_identity.current.account_id
 }

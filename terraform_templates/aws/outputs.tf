@@ -42,3 +42,8 @@ output "repository_clone_url_http" {
   description = "HTTPS clone URL of the product's pipeline repository."
   value       = module.pipeline.clone_url_http
 }
+
+output "reads" {
+  description = "Each producer this product may read, with its published area."
+  value       = { for slug, grant in module.reads : slug => grant.location }
+}

@@ -106,6 +106,36 @@ variable "template_version" {
   }
 }
 
+variable "reads" {
+  type        = list(string)
+  description = "Producers whose published area (`curated/` of their bucket) this product may read: one read-only grant each."
+
+  validation {
+    condition     = alltrue([for slug in var.reads : can(regex("^[a-z][a-z0-9-]{1,40}[a-z0-9]$", slug))]) && length(distinct(var.reads)) == length(var.reads)
+    error_message = "Every producer in reads must be a slug (^[a-z][a-z0-9-]{1,40}[a-z0-9]$), each once."
+  }
+
+  # IAM caps a role's inline policies at 10,240 characters in all: the role's own two take about
+  # 1,000, a read grant at most 770 (longest names; see the tests).
+  validation {
+    condition     = length(var.reads) <= 12
+    error_message = "On aws a product may read at most 12 producers (IAM's inline policy size per role)."
+  }
+}
+
+variable "readers" {
+  type = list(object({
+    name        = string
+    valid_until = string
+  }))
+  description = "Personal warehouse logins on the published schema (local target only; unused here: this target has no warehouse, and the portal knows no person's AWS principal)."
+}
+
+variable "password_generation" {
+  type        = number
+  description = "Generation of the product's warehouse password (local target only; unused here: the product's identity is a role, with no secret to rotate)."
+}
+
 variable "lake_root" {
   type        = string
   description = "Local target's lake (unused here)."

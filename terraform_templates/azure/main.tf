@@ -112,3 +112,27 @@ module "pipeline" {
   reader_principal_id    = module.compute.identity_principal_id
   publisher_principal_id = var.pipeline_publisher_principal_id
 }
+
+# Each producer's names, by the same rule as this product's own (see reads.tf for which).
+module "producer_names" {
+  source   = "./modules/names"
+  for_each = local.producers
+
+  product         = each.key
+  prefix          = var.name_prefix
+  subscription_id = data.azurerm_client_config.current.subscription_id
+}
+
+# Read-only access to each producer's published area (`curated/` of its data container) for
+# this product's identity, one role assignment per producer, in this product's state.
+module "reads" {
+  source   = "./modules/reads"
+  for_each = local.producers
+
+  producer             = each.key
+  subscription_id      = data.azurerm_client_config.current.subscription_id
+  resource_group_name  = module.producer_names[each.key].resource_group
+  storage_account_name = module.producer_names[each.key].storage_account
+  container_name       = module.producer_names[each.key].container
+  reader_principal_id  = module.compute.identity_principal_id
+}

@@ -32,3 +32,8 @@ output "pipeline_container_name" {
   description = "The container holding the product's pipeline bundles."
   value       = module.pipeline.container_name
 }
+
+output "reads" {
+  description = "Each producer this product may read, with its published area."
+  value       = { for slug, grant in module.reads : slug => grant.location }
+}

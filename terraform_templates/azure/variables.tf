@@ -106,6 +106,29 @@ variable "template_version" {
   }
 }
 
+variable "reads" {
+  type        = list(string)
+  description = "Producers whose published area (`curated/` of their data container) this product may read: one read-only grant each."
+
+  validation {
+    condition     = alltrue([for slug in var.reads : can(regex("^[a-z][a-z0-9-]{1,40}[a-z0-9]$", slug))]) && length(distinct(var.reads)) == length(var.reads)
+    error_message = "Every producer in reads must be a slug (^[a-z][a-z0-9-]{1,40}[a-z0-9]$), each once."
+  }
+}
+
+variable "readers" {
+  type = list(object({
+    name        = string
+    valid_until = string
+  }))
+  description = "Personal warehouse logins on the published schema (local target only; unused here: this target has no warehouse, and the portal knows no person's Entra ID principal)."
+}
+
+variable "password_generation" {
+  type        = number
+  description = "Generation of the product's warehouse password (local target only; unused here: the product's identity is a managed identity, with no secret to rotate)."
+}
+
 variable "lake_root" {
   type        = string
   description = "Local target's lake (unused here)."

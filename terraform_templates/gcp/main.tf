@@ -92,3 +92,23 @@ module "pipeline" {
   reader_email     = module.compute.service_account_email
   labels           = local.labels
 }
+
+# Each producer's names, by the same rule as this product's own (see reads.tf for which).
+module "producer_names" {
+  source   = "./modules/names"
+  for_each = local.producers
+
+  product = each.key
+  prefix  = var.name_prefix
+  project = data.google_client_config.current.project
+}
+
+# Read-only access to each producer's published area (its managed folder `curated/`) for this
+# product's service account, one IAM member per producer, in this product's state.
+module "reads" {
+  source   = "./modules/reads"
+  for_each = local.producers
+
+  bucket_name  = module.producer_names[each.key].bucket
+  reader_email = module.compute.service_account_email
+}

@@ -27,3 +27,8 @@ output "image_repository" {
   description = "Artifact Registry repository of the product's pipeline images."
   value       = module.pipeline.image_repository
 }
+
+output "reads" {
+  description = "Each producer this product may read, with its published area."
+  value       = { for slug, grant in module.reads : slug => grant.location }
+}

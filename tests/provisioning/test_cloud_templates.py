@@ -13,6 +13,9 @@ out of reach. What is checked instead, fast and offline:
   assignment / IAM binding names the product's own identity and nothing else;
 - every identifier comes from `modules/names`, evaluated by the real Terraform: two products
   get different names, and edge-case slugs give names each cloud accepts;
+- `depends_on` as read access: for each producer in `reads` (itself excepted) the consumer's own
+  state holds exactly one grant (`modules/reads`), whose content the real Terraform evaluates
+  with the producer's names: read-only actions or roles, on the producer's `curated/` area only;
 - a slug that looks like HCL or shell is refused by `render` and never lands in a file.
 """
 import base64
@@ -32,7 +35,11 @@ from provisioning.rendering import ProductSpec, RenderError, render
 
 CLOUDS = ["aws", "azure", "gcp"]
 PROVIDER_SOURCES = {"aws": "hashicorp/aws", "azure": "hashicorp/azurerm", "gcp": "hashicorp/google"}
-MODULES = ["names", "storage", "compute", "pipeline"]
+MODULES = ["names", "storage", "compute", "pipeline", "reads"]
+# The root's module calls and their sources: the names module twice, for the product and (once
+# per producer it reads) for the producers.
+ROOT_CALLS = {"names": "names", "producer_names": "names", "storage": "storage", "compute": "compute",
+              "pipeline": "pipeline", "reads": "reads"}
 # What the root's names module gets from a data source at plan time, for `terraform console`.
 SCOPE_VARS = {
     "aws": {"account_id": "123456789012"},
@@ -42,7 +49,7 @@ SCOPE_VARS = {
 TFVARS_KEYS = {
     "product", "domain", "team", "classification", "pii", "compute_tier", "concurrency",
     "memory_mb", "connection_limit", "statement_timeout_ms", "wid_url", "template_version",
-    "lake_root", "pipelines_root", "scaffold_dir",
+    "lake_root", "pipelines_root", "scaffold_dir", "reads", "readers", "password_generation",
 }
 
 
@@ -275,13 +282,13 @@ def test_root_pins_the_official_provider_and_the_pg_backend(rendered, cloud):
 def test_root_wires_its_modules_and_every_reference_resolves(rendered):
     root = load_dir(rendered)
     calls = module_calls(root)
-    assert set(calls) == set(MODULES)
+    assert set(calls) == set(ROOT_CALLS)
     configs = {"": root}
     for name, call in calls.items():
-        assert unq(call["source"]) == f"./modules/{name}"
-        configs[name] = load_dir(rendered / "modules" / name)
+        assert unq(call["source"]) == f"./modules/{ROOT_CALLS[name]}"
+        configs[name] = load_dir(rendered / "modules" / ROOT_CALLS[name])
         declared = variables(configs[name])
-        passed = set(call) - {"source"}
+        passed = set(call) - {"source", "for_each"}
         assert passed <= set(declared), f"module {name}: undeclared inputs {passed - set(declared)}"
         required = {var for var, body in declared.items() if "default" not in body}
         assert required <= passed, f"module {name}: missing inputs {required - passed}"
@@ -293,7 +300,7 @@ def test_root_wires_its_modules_and_every_reference_resolves(rendered):
         for module_name in references(config, "module"):
             assert module_name in calls, f"{where}: module.{module_name}"
         for text in strings(config):
-            for module_name, output in re.findall(r"(?<![\w.])module\.([a-z_]+)\.([a-z_]+)", text):
+            for module_name, output in re.findall(r"(?<![\w.])module\.([a-z_]+)(?:\[[^\]]*\])?\.([a-z_]+)", text):
                 assert output in outputs(configs[module_name]), f"{where}: module.{module_name}.{output}"
     root_variables = variables(root)
     product_validation = root_variables["product"]["validation"]
@@ -315,16 +322,20 @@ def test_terraform_accepts_the_rendered_values_as_literal_data(cloud, terraform,
     # Expression-looking text in a free-form field stays text: JSON variable values are never
     # evaluated. (Slugs never get this far; see test_render_refuses_hostile_slugs.)
     wid_url = 'http://x/products/customer-churn/${file("/etc/passwd")}/%{if(true)}x%{endif}'
-    workdir = render(product(cloud, wid_url=wid_url), workdir=tmp_path / cloud)
+    readers = ({"name": "a_7", "valid_until": "2027-01-31T00:00:00Z"},)
+    workdir = render(product(cloud, wid_url=wid_url, reads=("orders-core",), readers=readers, password_generation=2),
+                     workdir=tmp_path / cloud)
     only_variables = tmp_path / "variables-only"
     only_variables.mkdir()
     shutil.copy(workdir / "variables.tf", only_variables)
     values, diagnostics = console(
         terraform, only_variables,
-        "[var.product, var.team, var.concurrency, var.memory_mb, var.pii, var.wid_url]",
+        "[var.product, var.team, var.concurrency, var.memory_mb, var.pii, var.wid_url, var.reads, var.readers,"
+        " var.password_generation]",
         f"-var-file={workdir / 'terraform.tfvars.json'}",
     )
-    assert values == ["customer-churn", "growth-analytics", 1, 512, False, wid_url], diagnostics
+    assert values == ["customer-churn", "growth-analytics", 1, 512, False, wid_url, ["orders-core"],
+                      [dict(readers[0])], 2], diagnostics
     assert "Warning" not in diagnostics, diagnostics  # e.g. "Value for undeclared variable"
 
 
@@ -334,6 +345,9 @@ def test_terraform_accepts_the_rendered_values_as_literal_data(cloud, terraform,
     ("team", "${file(\"/etc/passwd\")}"),
     ("classification", "top-secret"),
     ("wid_url", "javascript:alert(1)"),
+    ("reads", ["Orders Core"]),
+    ("reads", ['orders-core"] } resource "x" "y" { z = ["']),
+    ("reads", ["orders-core", "orders-core"]),
 ])
 def test_root_variables_validate_values(cloud, rendered, terraform, tmp_path, field, value):
     only_variables = tmp_path / "variables-only"
@@ -550,6 +564,248 @@ def test_pipeline_repository_records_the_template_version_and_the_wid(rendered, 
         assert "${var.wid_url}" in images["description"]
         assert "template-version" in local_values(load_dir(rendered))["labels"]
         assert ref(images["labels"]) == "var.labels"
+
+
+# --- Read grants (depends_on) -----------------------------------------------------------------
+
+CONSUMER, PRODUCER = "customer-churn", "orders-core"
+# What the root's data sources and the consumer's compute module give at plan time, for
+# evaluating a grant with `terraform console`.
+DATA_VALUES = {
+    "data.aws_caller_identity.current.account_id": SCOPE_VARS["aws"]["account_id"],
+    "data.aws_partition.current.partition": "aws",
+    "data.aws_partition.current.dns_suffix": "amazonaws.com",
+    "data.azurerm_client_config.current.subscription_id": SCOPE_VARS["azure"]["subscription_id"],
+    "data.google_client_config.current.project": SCOPE_VARS["gcp"]["project"],
+}
+CONSUMER_IDENTITY = "consumer-identity-of-the-test"
+# The one grant resource of modules/reads, and what in it names the consumer's identity.
+GRANTS = {
+    "aws": (("aws_iam_role_policy", "read"), "role", "var.reader_role_name", "module.compute.role_name"),
+    "azure": (("azurerm_role_assignment", "read"), "principal_id", "var.reader_principal_id",
+              "module.compute.identity_principal_id"),
+    "gcp": (("google_storage_managed_folder_iam_member", "read"), "member", None,
+            "module.compute.service_account_email"),
+}
+# Words in an action or role that write, delete, encrypt, or administer.
+NOT_READING = re.compile(r"put|delete|write|create|update|restore|replicate|abort|encrypt|generatedatakey|"
+                         r"admin|owner|contributor|editor|creator|user|policy|acl|tagging|\*", re.IGNORECASE)
+
+
+def producers_of(terraform, workdir: Path, tmp_path: Path) -> list[str]:
+    """The root's `local.producers` for the rendered values, evaluated by the real Terraform."""
+    scratch = tmp_path / f"producers-{workdir.name}"
+    scratch.mkdir()
+    for name in ("variables.tf", "reads.tf"):
+        shutil.copy(workdir / name, scratch)
+    value, diagnostics = console(terraform, scratch, "local.producers",
+                                 f"-var-file={workdir / 'terraform.tfvars.json'}")
+    assert value is not None, diagnostics
+    return value
+
+
+def grant_of(terraform, workdir: Path, cloud: str, producer: str, tmp_path: Path) -> dict:
+    """`local.grant` of modules/reads for `producer`, with the inputs the root's call gives it."""
+    root = load_dir(workdir)
+    call = module_calls(root)["reads"]
+    producer_names = names_of(terraform, workdir, cloud, slug=producer)
+    root_variables, values = variables(root), tfvars_of(workdir)
+    args = []
+    for name in variables(load_dir(workdir / "modules" / "reads")):
+        expression = ref(call[name])
+        if expression == "each.key":
+            value = producer
+        elif match := re.fullmatch(r"module\.producer_names\[each\.key\]\.(\w+)", expression):
+            value = producer_names[match.group(1)]
+        elif match := re.fullmatch(r"var\.(\w+)", expression):
+            value = values.get(match.group(1), unq(root_variables[match.group(1)].get("default")))
+        elif expression.startswith("module.compute."):
+            value = CONSUMER_IDENTITY
+        else:
+            assert expression in DATA_VALUES, f"modules/reads gets {name} from {expression}, not from the producer's names"
+            value = DATA_VALUES[expression]
+        args += ["-var", f"{name}={value}"]
+    scratch = tmp_path / f"grant-{producer}"
+    scratch.mkdir()
+    for name in ("variables.tf", "grant.tf"):
+        shutil.copy(workdir / "modules" / "reads" / name, scratch)
+    grant, diagnostics = console(terraform, scratch, "local.grant", *args)
+    assert grant is not None, diagnostics
+    return grant
+
+
+def test_a_consumer_gets_one_read_grant_per_producer_and_none_without_reads(cloud, terraform, tmp_path):
+    with_reads = render(product(cloud, CONSUMER, reads=(PRODUCER,)), workdir=tmp_path / "reads")
+    without = render(product(cloud, CONSUMER), workdir=tmp_path / "none")
+    itself_too = render(product(cloud, CONSUMER, reads=(CONSUMER, PRODUCER)), workdir=tmp_path / "itself")
+    assert tfvars_of(with_reads)["reads"] == [PRODUCER] and tfvars_of(without)["reads"] == []
+    assert producers_of(terraform, with_reads, tmp_path) == [PRODUCER]
+    assert producers_of(terraform, without, tmp_path) == []
+    assert producers_of(terraform, itself_too, tmp_path) == [PRODUCER], "a product never gets a grant on itself"
+
+    # One instance of modules/reads (and of the producer's names) per producer, nothing else.
+    calls = module_calls(load_dir(with_reads))
+    for name in ("reads", "producer_names"):
+        assert ref(calls[name]["for_each"]) == "local.producers", name
+    for name in set(calls) - {"reads", "producer_names"}:
+        assert "for_each" not in calls[name] and "count" not in calls[name], name
+    names_call, producer_names_call = calls["names"], calls["producer_names"]
+    assert ref(producer_names_call["product"]) == "each.key"
+    assert {key: value for key, value in producer_names_call.items() if key not in ("product", "for_each")} == {
+        key: value for key, value in names_call.items() if key != "product"}, "producers' names by the same rule"
+
+    # modules/reads holds exactly one resource, the grant, once, to the consumer's own identity.
+    reads = load_dir(with_reads / "modules" / "reads")
+    (grant_key, principal_argument, principal_variable, principal_source) = GRANTS[cloud]
+    assert list(resources(reads)) == [grant_key]
+    assert not resources(reads, "data") and "module" not in reads
+    body = resources(reads)[grant_key]
+    assert "count" not in body and "for_each" not in body
+    principal = ref(calls["reads"][principal_variable.removeprefix("var.")]) if principal_variable else None
+    if cloud == "gcp":
+        assert ref(body[principal_argument]) == "local.grant.member"
+        assert ref(calls["reads"]["reader_email"]) == principal_source
+    else:
+        assert ref(body[principal_argument]) == principal_variable and principal == principal_source
+    # Every other argument of the grant is the evaluated local.grant (checked below).
+    for argument, value in body.items():
+        if argument not in (principal_argument, "description", "name", "principal_type"):
+            assert re.fullmatch(r"(jsonencode\()?local\.grant\.\w+\)?", ref(value) or ""), (argument, value)
+
+    # The producers' names reach modules/reads and nothing else of the product.
+    root = load_dir(with_reads)
+    for kind in ("resource", "data", "output", "locals"):
+        assert "module.producer_names" not in json.dumps(root.get(kind, [])), kind
+    for name, call in calls.items():
+        assert ("module.producer_names" in json.dumps(call)) == (name == "reads"), name
+
+
+def test_a_read_grant_is_read_only_and_scoped_to_the_producers_published_area(cloud, terraform, tmp_path):
+    workdir = render(product(cloud, CONSUMER, reads=(PRODUCER,)), workdir=tmp_path / cloud)
+    grant = grant_of(terraform, workdir, cloud, PRODUCER, tmp_path)
+    producer, consumer = (names_of(terraform, workdir, cloud, slug=slug) for slug in (PRODUCER, CONSUMER))
+    bucket = BUCKET_NAMES[cloud]
+    assert producer[bucket] != consumer[bucket]
+    if cloud == "aws":
+        _check_aws_grant(grant, producer, consumer)
+    elif cloud == "azure":
+        _check_azure_grant(grant, producer, consumer)
+    else:
+        _check_gcp_grant(workdir, grant, producer, consumer)
+
+
+def _check_aws_grant(grant: dict, producer: dict, consumer: dict):
+    policy = grant["policy"]
+    assert policy["Version"] == "2012-10-17"
+    bucket_arn = f"arn:aws:s3:::{producer['bucket']}"
+    by_action = {}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
+        for action in statement["Action"]:
+            assert not NOT_READING.search(action), action
+            by_action[action] = statement
+        for resource in statement["Resource"]:
+            assert resource != "*" and consumer["bucket"] not in resource, resource
+    assert set(by_action) == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
+    listing, reading, decrypting = (by_action[a] for a in ("s3:ListBucket", "s3:GetObject", "kms:Decrypt"))
+    assert listing["Resource"] == [bucket_arn]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["curated/*"]}}
+    assert reading["Resource"] == [f"{bucket_arn}/curated/*"] and "Condition" not in reading
+    account = SCOPE_VARS["aws"]["account_id"]
+    assert decrypting["Resource"] == [f"arn:aws:kms:eu-west-1:{account}:key/*"]
+    assert decrypting["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": [producer["kms_alias"]]},
+        "StringEquals": {"kms:ViaService": ["s3.eu-west-1.amazonaws.com"]},
+    }
+    assert grant["location"] == f"s3://{producer['bucket']}/curated/"
+
+
+def _check_azure_grant(grant: dict, producer: dict, consumer: dict):
+    assert grant["role"] == "Storage Blob Data Reader" and not NOT_READING.search(grant["role"])
+    subscription = SCOPE_VARS["azure"]["subscription_id"]
+    assert grant["scope"] == (
+        f"/subscriptions/{subscription}/resourceGroups/{producer['resource_group']}/providers/Microsoft.Storage"
+        f"/storageAccounts/{producer['storage_account']}/blobServices/default/containers/{producer['container']}")
+    assert consumer["storage_account"] not in grant["scope"]
+    # The condition lets through exactly: reads of blobs under curated/, listings of that prefix.
+    condition = grant["condition"]
+    assert grant["condition_version"] == "2.0"
+    assert condition.count("(") == condition.count(")")
+    blobs = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
+    clauses = condition.split(" AND ((")
+    assert len(clauses) == 2
+    read_clause, list_clause = clauses
+    assert f"ActionMatches{{'{blobs}/read'}} AND NOT SubOperationMatches{{'Blob.List'}}" in read_clause
+    assert f"@Resource[{blobs}:path] StringStartsWith 'curated/'" in read_clause
+    assert f"ActionMatches{{'{blobs}/read'}} AND SubOperationMatches{{'Blob.List'}}" in list_clause
+    assert f"@Request[{blobs}:prefix] StringStartsWith 'curated/'" in list_clause
+    for clause in clauses:
+        assert f":name] StringEquals '{producer['container']}'" in clause
+        assert " OR " in clause and not NOT_READING.search(clause), clause
+    assert grant["location"].endswith(f"/{producer['container']}/curated/")
+
+
+def _check_gcp_grant(workdir: Path, grant: dict, producer: dict, consumer: dict):
+    assert grant["role"] in {"roles/storage.objectViewer", "roles/storage.legacyObjectReader"}
+    assert grant["bucket"] == producer["bucket"] != consumer["bucket"]
+    assert grant["managed_folder"] == "curated/"
+    assert grant["member"] == f"serviceAccount:{CONSUMER_IDENTITY}"
+    assert grant["location"] == f"gs://{producer['bucket']}/curated/"
+    # The producer (the same template, rendered for it) creates that managed folder in its bucket.
+    storage = resources(load_dir(workdir / "modules" / "storage"))
+    folder = storage[("google_storage_managed_folder", "published")]
+    assert unq(folder["name"]) == grant["managed_folder"]
+    assert ref(folder["bucket"]) == "google_storage_bucket.this.name"
+    # Only additive grants on managed folders: an authoritative policy would drop other consumers'.
+    for path in workdir.rglob("*.tf"):
+        text = path.read_text()
+        for authoritative in ("google_storage_managed_folder_iam_policy", "google_storage_managed_folder_iam_binding"):
+            assert authoritative not in text, path
+        if 'resource "google_storage_managed_folder_iam_member"' in text:
+            assert path == workdir / "modules" / "reads" / "main.tf", path
+
+
+def test_aws_read_grants_fit_the_roles_inline_policy_quota(terraform, tmp_path):
+    """IAM caps a role's inline policies at 10,240 characters in all (white space not counted)."""
+    workdir = render(product("aws", CONSUMER, reads=(PRODUCER,)), workdir=tmp_path / "aws")
+    longest = "a" + "b" * 40 + "c"
+    scratch = tmp_path / "longest"
+    scratch.mkdir()
+    for name in ("variables.tf", "grant.tf"):
+        shutil.copy(workdir / "modules" / "reads" / name, scratch)
+    names = names_of(terraform, workdir, "aws", slug=longest)
+    # Longest names: a 6-character prefix, the longest slug, a long region and partition.
+    bucket = names["bucket"].replace("dp-", "dpabcd-", 1)
+    alias = names["kms_alias"].replace("dp-", "dpabcd-", 1)
+    size, diagnostics = console(
+        terraform, scratch, "length(jsonencode(local.grant.policy))",
+        "-var", f"producer={longest}", "-var", f"bucket_name={bucket}", "-var", f"kms_alias={alias}",
+        "-var", "reader_role_name=x", "-var", "partition=aws-iso-b", "-var", "dns_suffix=sc2s.sgov.gov",
+        "-var", "region=ap-southeast-3", "-var", f"account_id={SCOPE_VARS['aws']['account_id']}",
+    )
+    assert size is not None, diagnostics
+    # The role's own inline policies (storage, pipeline), estimated from their statements with every
+    # resource 100 characters long.
+    own = 0
+    for module in ("storage", "pipeline"):
+        documents = resources(load_dir(workdir / "modules" / module), "data")
+        for (kind, name), document in documents.items():
+            if kind == "aws_iam_policy_document" and name != "bucket":
+                own += len(json.dumps({"Version": "2012-10-17", "Statement": [
+                    {"Sid": unq(s.get("sid", "")), "Effect": "Allow", "Action": [unq(a) for a in s["actions"]],
+                     "Resource": ["r" * 100 for _ in s["resources"]]} for s in document["statement"]]},
+                    separators=(",", ":")))
+    cap_rule = variables(load_dir(workdir))["reads"]["validation"][1]
+    cap = int(re.search(r"length\(var\.reads\) <= (\d+)", unq(cap_rule["condition"])).group(1))
+    assert own + cap * size <= 10_240, (own, cap, size)
+    # And the cap holds: one more producer is refused before anything is planned.
+    only_variables = tmp_path / "variables-only"
+    only_variables.mkdir()
+    shutil.copy(workdir / "variables.tf", only_variables)
+    too_many = tfvars_of(workdir) | {"reads": [f"producer-{i:02d}" for i in range(cap + 1)]}
+    (only_variables / "many.tfvars.json").write_text(json.dumps(too_many))
+    value, diagnostics = console(terraform, only_variables, "var.reads", "-var-file=many.tfvars.json")
+    assert value is None and "Invalid value for variable" in diagnostics, diagnostics
 
 
 # --- Names ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 # The product's storage: a private, versioned, encrypted bucket whose IAM policy is set whole
 # (authoritatively). That drops the default project-owner/editor "convenience" bindings, so the
-# product's service account is the only member with an object role on it. Project-level grants
-# of storage object roles would still apply; the platform keeps those empty.
+# product's service account is the only member with an object role on it; consumers read its
+# published managed folder through that folder's own policy (below). Project-level grants of
+# storage object roles would still apply; the platform keeps those empty.
 
 resource "google_storage_bucket" "this" {
   name                        = var.bucket_name
@@ -56,4 +57,12 @@ data "google_iam_policy" "bucket" {
 resource "google_storage_bucket_iam_policy" "this" {
   bucket      = google_storage_bucket.this.name
   policy_data = data.google_iam_policy.bucket.policy_data
+}
+
+# The published area, `curated/`, as a managed folder: consumers grant themselves read on it in
+# their own states (their modules/reads), through its IAM policy, apart from the bucket's.
+resource "google_storage_managed_folder" "published" {
+  bucket        = google_storage_bucket.this.name
+  name          = "curated/"
+  force_destroy = var.force_destroy
 }
