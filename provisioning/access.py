@@ -47,7 +47,8 @@ def _provisioned(product) -> bool:
 # --- what Terraform is given -------------------------------------------------------------------
 def dependency_states(consumer, depends_on: list[str]) -> list[dict]:
     """Each producer `consumer` reads and where its grant stands: `granted` (in the next apply),
-    `pending` (the producer is not provisioned yet), `awaiting_approval` or `rejected` (sensitive)."""
+    `pending` (the producer is not provisioned yet), `awaiting_approval` or `rejected` (sensitive),
+    `other_target` (a grant never crosses platforms) or `retired`."""
     from onboarding.models import Product
 
     producers = {p.slug: p for p in Product.objects.filter(slug__in=depends_on).select_related("team")}
@@ -61,6 +62,10 @@ def dependency_states(consumer, depends_on: list[str]) -> list[dict]:
         producer = producers.get(slug)
         if producer is None or producer.status == "retired":
             states.append({"product": slug, "state": "retired"})
+            continue
+        if producer.target != consumer.target:
+            # A grant lives in one platform: a product on another target is read through its exports.
+            states.append({"product": slug, "state": "other_target", "request": None})
             continue
         request = requests.get(slug)
         if is_sensitive(producer) and not (request and request.status == AccessRequest.Status.APPROVED):
