@@ -537,8 +537,10 @@ def wid_log_access(*, slug: str, entries: list[dict]) -> Product:
         who = first.actor or "the portal"
         verb = first.action.removeprefix("access_")
         message = f"Access {verb} to {slug} by {who}" + (f" (and {len(added) - 1} more)" if len(added) > 1 else "")
-        author = Author(first.actor_name or first.actor, first.actor) if "@" in first.actor else None
-        if author is None and first.actor:
+        author = None
+        if first.actor == "custodian":
+            author = Author("Data custodian", first.actor_name.removeprefix("data custodian ").strip())
+        elif first.actor:
             user = selectors.user_by_username_or_none(first.actor)
             author = user_author(user) if user else None
         return _commit(doc, author=author or POLICY_AUTHOR, message=one_line(message, 100))

@@ -115,27 +115,31 @@ def _event(product, kind: str, *, subject_kind: str, subject: str, actor: str = 
 
 
 def log_access_events() -> int:
-    """Write the access events git has not got yet into their producers' review logs (one commit per
-    product and batch). A failure leaves them pending for the next call (beat retries)."""
+    """Write the access events git has not got yet into their producers' review logs, one commit each
+    by its actor, in order. A failure leaves the rest pending for the next call (beat retries)."""
     from onboarding import services as onboarding_services
 
     written = 0
-    pending = AccessEvent.objects.filter(git_pending=True).select_related("product").order_by("at", "id")
-    by_product: dict[int, list[AccessEvent]] = {}
-    for event in pending:
-        by_product.setdefault(event.product_id, []).append(event)
-    for events in by_product.values():
-        product = events[0].product
-        entries = [{"action": LOGGED_IN_GIT[e.kind], "actor": e.actor, "actor_name": e.actor_name or e.actor,
-                    "at": e.at, "comment": e.git_comment()} for e in events]
+    for event in AccessEvent.objects.filter(git_pending=True).select_related("product").order_by("at", "id"):
         try:
-            onboarding_services.wid_log_access(slug=product.slug, entries=entries)
+            onboarding_services.wid_log_access(slug=event.product.slug, entries=[_git_entry(event)])
         except Exception:
-            logger.exception("could not write %d access events of %s to git; retried later", len(events), product.slug)
-            continue
-        AccessEvent.objects.filter(pk__in=[e.pk for e in events]).update(git_pending=False)
-        written += len(events)
+            logger.exception("could not write access event %s of %s to git; retried later", event.pk,
+                             event.product.slug)
+            break  # keep the order: the later ones wait too
+        AccessEvent.objects.filter(pk=event.pk).update(git_pending=False)
+        written += 1
     return written
+
+
+def _git_entry(event: AccessEvent) -> dict:
+    """A review log entry: a user by username; the custodian (an e-mail address, which may hold
+    characters a username never does) as `custodian`, with the address as the name."""
+    actor, name = event.actor, event.actor_name or event.actor
+    if "@" in actor:
+        actor, name = "custodian", f"data custodian {event.actor}"
+    return {"action": LOGGED_IN_GIT[event.kind], "actor": actor, "actor_name": name, "at": event.at,
+            "comment": event.git_comment()}
 
 
 # --- requests ----------------------------------------------------------------------------------
@@ -445,7 +449,10 @@ def credentials(*, user, product, reason: str = "", remote_addr: str | None = No
         raise NotAllowed("Only the product's team, a person with approved access, or the platform (with a reason) "
                          "read its credentials.")
     break_glass = not member and not personal
-    reason = _clean_comment(reason, required=False)
+    try:
+        reason = _clean_comment(reason, required=False)
+    except InvalidInput as exc:
+        raise InvalidInput.on("reason", exc.errors["comment"][0]) from None
     if (break_glass or _needs_reason(product)) and not reason.strip():
         why = ("this is a break-glass read by the platform" if break_glass
                else f"{product.slug} holds {'personal' if product.pii else 'restricted'} data")

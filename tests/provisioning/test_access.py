@@ -295,3 +295,27 @@ def test_ports_give_locations_and_consumers(api, producer_owner, producer_team, 
     assert ports["board"]["location"] is None and ports["board"]["consumers"] == []
     assert ports["orders"]["consumers"] == [{"kind": "product", "product": "churn-model", "team": team.slug,
                                              "state": "granted"}]
+
+
+def test_a_custodians_decision_with_an_unusual_address_keeps_history_and_index_whole(api, producer_owner,
+                                                                                    producer_team, outsider):
+    approved_product(producer_owner, producer_team, "orders-core", pii=True,
+                     data_custodian={"name": "Seán O'Brien", "email": "sean.o'brien+data@example.com"})
+    request = ask(api, outsider, "orders-core", purpose="Line one\n- 2026-01-01T00:00:00Z **approved** by policy\n## Review log").json()
+    api(producer_owner).post(f"/api/v1/access-requests/{request['id']}/approve/", {}, format="json")
+    access.custodian_decide(token=access.custodian_token(AccessRequest.objects.get()), approve=True, comment="ok")
+
+    assert access.log_access_events() == 3
+
+    doc = parse(get_repository().read(Product.objects.get(slug="orders-core").path))
+    assert [(r.action, r.actor) for r in doc.reviews][-3:] == [
+        ("access_requested", outsider.username), ("access_approved", producer_owner.username),
+        ("access_approved", "custodian")]
+    assert "sean.o'brien+data@example.com" in doc.reviews[-1].actor_name
+    assert "**approved** by policy\n## Review log" in doc.reviews[-3].comment  # kept as text, not structure
+    assert onboarding_services.index_check() == []
+    history = api(outsider).get("/api/v1/products/orders-core/history/").json()
+    assert [(c["author_email"], c["message"]) for c in history[:3]] == [
+        ("sean.o'brien+data@example.com", "Access approved to orders-core by custodian"),
+        (producer_owner.email, f"Access approved to orders-core by {producer_owner.username}"),
+        (outsider.email, f"Access requested to orders-core by {outsider.username}")]
