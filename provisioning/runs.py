@@ -7,28 +7,34 @@ stopped at its deadline (RUN_TIMEOUT_SECONDS) with its whole process group.
 The product's queue (`runs.<slug>`, registered by the local provider with its quotas) is enforced
 here: at most `concurrency` runs of one product run at a time (counted in PostgreSQL under the
 product's provisioning row lock, so on every machine alike); a run that finds no free slot waits
-`RUN_WAIT_SECONDS` without holding a worker. Each run is a process limited to the product's
-`memory_mb` that connects with the product's own credentials, under its role's connection limit
-and statement timeout. A flood of runs of one product therefore uses at most its own quota.
+`RUN_WAIT_SECONDS` without holding a worker. Each run is confined (provisioning/confinement.py,
+docs/adr/0016): it sees only its lake folder, its dependencies' curated/ folders and a working copy
+of its commit, reaches only the warehouse, as the product's own role (under its connection limit and
+statement timeout), and runs under the tier's memory, CPU, process and disk limits. A flood of runs
+of one product therefore uses at most its own quota.
 """
+import functools
+import json
 import os
-import resource
+import signal
 import subprocess
-import sys
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+
+import psycopg
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from onboarding.widfile import SLUG_RE
 from portal.errors import Conflict, NotAllowed, NotFound
-from portal.work import kernel, process
-from provisioning import terraform
+from portal.work import kernel
+from provisioning import confinement, terraform
 from provisioning.models import Provisioning, Run, RunLogLine
-from provisioning.services import state_conn_str, user_can_read_credentials
+from provisioning.services import product_spec, state_conn_str, user_can_read_credentials, warehouse_dsn
 
 
 RUNS = kernel.register(kernel.Kind(
@@ -71,11 +77,6 @@ def _claim_slot(run: Run) -> bool:
         return kernel.claim(Run, run.pk, timeout=settings.RUN_TIMEOUT_SECONDS)
 
 
-def _limit_memory(megabytes: int) -> None:
-    limit = megabytes * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-
 def run_execute(run_id: int) -> str:
     """Run it if the product has a free slot; otherwise leave it queued ("waiting")."""
     run = run_get(run_id)
@@ -105,33 +106,90 @@ def _execute(run: Run, beat: kernel.Beat) -> str:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=30).stdout.strip()
         Run.objects.filter(pk=run.pk).update(commit=commit[:40])
-        dsn = (f"postgresql://{values['storage_role']}:{values['storage_password']}@{values['warehouse_host']}:"
-               f"{values['warehouse_port']}/{values['warehouse_database']}")
-        memory = int(Provisioning.objects.get(product_id=run.product_id).outputs.get("memory_mb") or 512)
-        kernel.append(run, f"Running {repo.name} at {commit[:10]} on {run.queue} "
-                           f"(memory {memory} MB, as {values['storage_role']}).")
-        result = process.run(
-            [sys.executable, "pipeline.py"], cwd=repo,
-            env={"PATH": os.environ.get("PATH", ""), "LAKE_PATH": values["lake_path"], "PRODUCT_DSN": dsn,
-                 "PYTHONUNBUFFERED": "1"},
-            on_line=lambda line: kernel.append(run, line, redact=secrets),
+        strict = settings.RUN_CONFINEMENT == "strict"
+        sandbox = _sandbox(run, values, repo, commit, strict=strict)
+        limits = sandbox.limits
+        kernel.append(run, f"Running {repo.name} at {commit[:10]} on {run.queue} as {values['storage_role']} "
+                           f"(memory {limits.memory_mb} MB, CPU {limits.cpu_seconds} s, {limits.processes} processes, "
+                           f"disk {limits.disk_mb} MB; confinement {settings.RUN_CONFINEMENT}).")
+        outcome = confinement.run(
+            sandbox, strict=strict, on_line=lambda line: kernel.append(run, line, redact=secrets),
             deadline=kernel.seconds_left(run), should_cancel=beat.should_cancel,
-            preexec=partial(_limit_memory, memory), on_start=partial(kernel.record_process_group, run),
+            on_start=partial(kernel.record_process_group, run),
         )
+        result = outcome.result
         if result.timed_out:
             return _end(run, Run.Status.FAILED, result.exit_code,
                         f"the pipeline ran past its deadline ({settings.RUN_TIMEOUT_SECONDS} s) and was stopped")
         if result.cancelled:
             return _end(run, Run.Status.CANCELLED, result.exit_code, "cancelled")
+        if outcome.lake_mb > limits.disk_mb:
+            return _end(run, Run.Status.FAILED, result.exit_code,
+                        f"its lake folder holds {outcome.lake_mb:.0f} MB, over its quota of {limits.disk_mb} MB; "
+                        "no run starts until it is cleaned up")
         if result.exit_code == 0:
             return _end(run, Run.Status.SUCCEEDED, 0, "")
-        return _end(run, Run.Status.FAILED, result.exit_code, f"the pipeline exited with {result.exit_code}")
+        return _end(run, Run.Status.FAILED, result.exit_code, _failure(result.exit_code, limits))
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, confinement.Refused) else f"{type(exc).__name__}: {exc}"
         for secret in secrets:
             if secret:
                 message = message.replace(secret, "***")
         return _end(run, Run.Status.FAILED, None, message)
+
+
+def _sandbox(run: Run, values: dict, repo: Path, commit: str, *, strict: bool) -> confinement.Sandbox:
+    """What the run may see and use (docs/adr/0016), from the product's state and its live tier."""
+    spec = product_spec(run.product)
+    tier = spec.compute_tier
+    memory = int(Provisioning.objects.get(product_id=run.product_id).outputs.get("memory_mb") or 512)
+    return confinement.Sandbox(
+        slug=run.product.slug, uid=settings.RUN_UID_BASE + run.product_id,
+        lake=_inside_lake(values["lake_path"], run.product.slug), repo=str(repo), commit=commit,
+        limits=confinement.Limits(memory_mb=memory, cpu_seconds=settings.RUN_CPU_SECONDS[tier],
+                                  processes=settings.RUN_PROCESSES[tier], disk_mb=settings.RUN_DISK_MB[tier],
+                                  scratch_mb=settings.RUN_SCRATCH_MB),
+        database={"user": values["storage_role"], "password": values["storage_password"],
+                  "dbname": values["warehouse_database"], "port": int(values["warehouse_port"]),
+                  "host": values["warehouse_host"]},
+        warehouse_socket=_warehouse_socket(int(values["warehouse_port"])) if strict else "",
+        reads={producer: {"schema": (read or {}).get("schema") or "",
+                          "curated_path": _inside_lake((read or {}).get("curated_path"), producer, "curated")}
+               for producer, read in sorted((values.get("reads") or {}).items())},
+        env={"PUBLISHED_SCHEMA": values.get("published_schema") or "",
+             "OUTPUT_PORTS": json.dumps([{"name": o.get("name"), "kind": o.get("kind")} for o in spec.outputs])},
+    )
+
+
+def _inside_lake(path: str | None, slug: str, *parts: str) -> str:
+    """LAKE_ROOT/<slug>/<parts>, which `path` from the state must be if it is given: a state naming
+    anything else (another product's folder, the portal's var/) never gets it into a sandbox."""
+    expected = os.path.abspath(Path(settings.LAKE_ROOT, slug, *parts))
+    if not SLUG_RE.fullmatch(slug) or (path is not None and os.path.abspath(path) != expected):
+        raise confinement.Refused(f"the product's state names {path!r} where {expected} was expected")
+    return expected
+
+
+@functools.lru_cache(maxsize=4)
+def _warehouse_socket(port: int) -> str:
+    """The local warehouse's Unix socket: a run has no network, and reaches the warehouse only there."""
+    with psycopg.connect(warehouse_dsn(), connect_timeout=10) as conn:
+        folders = conn.execute("SHOW unix_socket_directories").fetchone()[0]
+    for folder in folders.split(","):
+        path = Path(folder.strip()) / f".s.PGSQL.{port}"
+        if path.is_socket():
+            return str(path)
+    raise confinement.Refused(f"the warehouse has no Unix socket for port {port} (unix_socket_directories: {folders})")
+
+
+def _failure(code: int, limits: confinement.Limits) -> str:
+    if code == -signal.SIGXCPU:
+        return f"the pipeline used up its CPU time ({limits.cpu_seconds} s) and was stopped"
+    if code == -signal.SIGXFSZ:
+        return f"the pipeline wrote a file larger than its limit ({limits.disk_mb} MB) and was stopped"
+    if code < 0:
+        return f"the pipeline was ended by signal {-code} ({signal.strsignal(-code)})"
+    return f"the pipeline exited with {code}"
 
 
 def _end(run: Run, status: str, code: int | None, error: str) -> str:

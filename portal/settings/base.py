@@ -329,3 +329,23 @@ CELERY_BEAT_SCHEDULE["expire-access"] = {
     "task": "provisioning.tasks.expire_access", "schedule": env.float("ACCESS_EXPIRY_INTERVAL", default=300.0)}
 CELERY_BEAT_SCHEDULE["log-access-events"] = {
     "task": "provisioning.tasks.log_access_events", "schedule": env.float("ACCESS_LOG_INTERVAL", default=60.0)}
+# --- Run confinement (docs/adr/0016) -------------------------------------------------------------
+# strict: every pipeline run in namespaces of its own, as its product's unprivileged uid, under
+# rlimits and Landlock (the runs worker must be root). off: the limits alone, for a development
+# machine whose worker is not root; a run then reads and writes whatever the worker can.
+RUN_CONFINEMENT = env.str("RUN_CONFINEMENT", default="strict")
+if RUN_CONFINEMENT not in ("strict", "off"):
+    raise ImproperlyConfigured(f"RUN_CONFINEMENT is strict or off, not {RUN_CONFINEMENT!r}")
+# Limits by compute tier (memory is the tier's memory_mb); the environment may set some, as
+# RUN_CPU_SECONDS="small=600;large=7200". CPU seconds are per process; processes (threads count)
+# per product, its runs together; disk is the lake folder's quota and the largest file a run writes.
+RUN_CPU_SECONDS = {"small": 600, "medium": 1800, "large": 3600,
+                   **env.dict("RUN_CPU_SECONDS", cast={"value": int}, default={})}
+RUN_PROCESSES = {"small": 64, "medium": 128, "large": 256,
+                 **env.dict("RUN_PROCESSES", cast={"value": int}, default={})}
+RUN_DISK_MB = {"small": 1024, "medium": 10240, "large": 102400,
+               **env.dict("RUN_DISK_MB", cast={"value": int}, default={})}
+# A run's /pipeline (the working copy of its commit) and /tmp: a tmpfs, so memory, of this size.
+RUN_SCRATCH_MB = env.int("RUN_SCRATCH_MB", default=256)
+# A product's runs run as uid (and gid) RUN_UID_BASE + the product's id, a user of no other use.
+RUN_UID_BASE = env.int("RUN_UID_BASE", default=200_000)
