@@ -19,8 +19,9 @@ provider "localplatform" {}
 module "storage" {
   source = "./modules/storage"
 
-  product   = var.product
-  lake_root = var.lake_root
+  product             = var.product
+  lake_root           = var.lake_root
+  password_generation = var.password_generation
 }
 
 module "compute" {
@@ -45,4 +46,24 @@ module "pipeline" {
   lake_path        = module.storage.lake_path
   schema           = module.storage.schema
   role             = module.storage.role
+}
+
+# Read access to each producer this product depends on: its role joins the producer's readers role.
+# The consumer comes from the storage module, so the grant waits for the product's role.
+resource "localplatform_grant" "reads" {
+  for_each = toset(var.reads)
+
+  consumer  = module.storage.product
+  producer  = each.value
+  lake_root = var.lake_root
+}
+
+# People's own logins on this product's published schema, each valid until its date; like the
+# grants, they wait for the storage module, which makes the readers role they join.
+resource "localplatform_reader" "readers" {
+  for_each = { for reader in var.readers : reader.name => reader }
+
+  product     = module.storage.product
+  name        = each.key
+  valid_until = each.value.valid_until
 }

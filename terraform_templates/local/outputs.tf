@@ -11,6 +11,10 @@ output "storage_schema" {
   value = module.storage.schema
 }
 
+output "published_schema" {
+  value = module.storage.published_schema
+}
+
 output "warehouse_host" {
   value = module.storage.host
 }
@@ -49,4 +53,18 @@ output "pipeline_commit" {
 
 output "template_version" {
   value = module.pipeline.template_version
+}
+
+output "reads" {
+  description = "Producer slug => where this product reads it: its published schema and curated/ folder."
+  value = {
+    for producer, grant in localplatform_grant.reads :
+    producer => { schema = grant.schema, curated_path = grant.curated_path }
+  }
+}
+
+output "reader_passwords" {
+  description = "Reader login => its password."
+  value       = { for name, reader in localplatform_reader.readers : name => reader.password }
+  sensitive   = true
 }

@@ -70,6 +70,37 @@ variable "wid_url" {
   description = "The product's WID page, linked from its pipeline repository."
 }
 
+variable "reads" {
+  type        = list(string)
+  description = "Slugs of the producers whose published ports this product may read."
+
+  validation {
+    condition     = alltrue([for slug in var.reads : can(regex("^[a-z][a-z0-9-]{1,40}[a-z0-9]$", slug))])
+    error_message = "Each of reads must be a product slug: ^[a-z][a-z0-9-]{1,40}[a-z0-9]$."
+  }
+}
+
+variable "readers" {
+  type = list(object({
+    name        = string
+    valid_until = string
+  }))
+  description = "People's login roles on this product's published schema (a_<digits>), each valid until a UTC time."
+
+  validation {
+    condition = alltrue([
+      for reader in var.readers :
+      can(regex("^a_[0-9]{1,12}$", reader.name)) && can(regex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", reader.valid_until))
+    ])
+    error_message = "Each reader needs a name a_<digits> and a valid_until YYYY-MM-DDTHH:MM:SSZ."
+  }
+}
+
+variable "password_generation" {
+  type        = number
+  description = "Generation of the product's password: one more rotates it."
+}
+
 variable "template_version" {
   type        = string
   description = "Version of the pipeline scaffold."

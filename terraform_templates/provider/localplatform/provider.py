@@ -6,7 +6,9 @@ from tf.schema import Schema
 
 from localplatform.common import ProviderError
 from localplatform.compute import ComputeResource
+from localplatform.grant import GrantResource
 from localplatform.pipeline import PipelineResource
+from localplatform.reader import ReaderResource
 from localplatform.storage import StorageResource
 
 DSN_VARIABLE = "LOCALPLATFORM_WAREHOUSE_DSN"
@@ -16,7 +18,7 @@ CATALOGUE_LOCK = 0x6C6F63616C
 
 
 class LocalPlatformProvider(Provider):
-    """The local data platform: warehouse schemas and roles, compute queues, pipeline repositories."""
+    """The local data platform: warehouse schemas and roles, compute queues, pipeline repositories, read access."""
 
     def __init__(self):
         self.dsn = None
@@ -45,7 +47,7 @@ class LocalPlatformProvider(Provider):
         return []
 
     def get_resources(self) -> list:
-        return [StorageResource, ComputeResource, PipelineResource]
+        return [StorageResource, ComputeResource, PipelineResource, GrantResource, ReaderResource]
 
     def connect(self) -> psycopg.Connection:
         """An autocommit connection: each change runs in an explicit `transaction()` holding the lock."""

@@ -1,25 +1,30 @@
-"""localplatform_storage: a product's schema, owned by its own login role, and its lake folder.
+"""localplatform_storage: a product's schemas, owned by its own login role, and its lake folder.
 
-Read reports each part's health in a computed attribute (`role`, `schema`, `lake_path` become
-null when that part is missing or was changed by hand); `plan` sets them back to what they must
-be, so the next plan shows an in-place update that repairs the part and keeps the password.
+The private schema (named after the role) is the product's alone. The published schema holds its
+`table` ports: a NOLOGIN readers role may read every table there, those the product creates later
+too, and write none; consumers (localplatform_grant) and people (localplatform_reader) read by
+being members of it.
+
+Read reports each part's health in a computed attribute (`role`, `schema`, `published_schema`,
+`readers_role`, `lake_path` become null when that part is missing or was changed by hand); `plan`
+sets them back to what they must be, so the next plan shows an in-place update that repairs the
+part and keeps the password. A new `password_generation` rotates the password.
 """
-import base64
-import hashlib
-import hmac
 import secrets
 import shutil
 from pathlib import Path
 
 from psycopg import sql
 from tf.schema import Attribute, Schema
-from tf.types import Number, String
+from tf.types import Number, String, Unknown
 
 from localplatform.common import (
-    PlatformResource, check_absolute, check_slug, child_dir, known, reported, role_name,
+    PlatformResource, check_absolute, check_slug, check_whole, child_dir, known, memberships, published_schema,
+    readers_role, reported, role_exists, role_name, scram_matches, scram_verifier,
 )
 
 LAKE_AREAS = ("raw", "staging", "curated")
+MAX_GENERATION = 2**31 - 1
 
 # Exposed: PUBLIC holds any privilege, or a role other than the owner may create (and so drop) there.
 SCHEMA_HEALTH = """
@@ -28,25 +33,43 @@ SELECT pg_get_userbyid(n.nspowner) = %(role)s,
                WHERE a.grantee <> n.nspowner AND (a.grantee = 0 OR a.privilege_type = 'CREATE'))
 FROM pg_namespace n WHERE n.nspname = %(role)s
 """
-FOREIGN_CREATORS = """
-SELECT r.rolname FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
-WHERE n.nspname = %s AND a.grantee <> n.nspowner AND a.privilege_type = 'CREATE'
+# Exposed: anyone but the owner holds anything there, except the readers role's USAGE.
+PUBLISHED_HEALTH = """
+SELECT pg_get_userbyid(n.nspowner) = %(role)s,
+       EXISTS (SELECT FROM aclexplode(n.nspacl) a
+               WHERE a.grantee <> n.nspowner
+                 AND (a.grantee = 0 OR a.privilege_type <> 'USAGE' OR pg_get_userbyid(a.grantee) <> %(readers)s))
+FROM pg_namespace n WHERE n.nspname = %(published)s
+"""
+# Sound: a plain group of nobody's, that may read every table of the published schema (and the
+# ones its owner creates later), write none, and touch nothing of the private schema.
+READERS_HEALTH = """
+SELECT NOT (r.rolcanlogin OR r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls)
+   AND NOT EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid)
+   AND has_schema_privilege(r.oid, n.oid, 'USAGE') AND NOT has_schema_privilege(r.oid, n.oid, 'CREATE')
+   AND EXISTS (SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
+               WHERE d.defaclrole = n.nspowner AND d.defaclnamespace = n.oid AND d.defaclobjtype = 'r'
+                 AND a.grantee = r.oid AND a.privilege_type = 'SELECT')
+   AND NOT EXISTS (SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
+                   WHERE d.defaclrole = n.nspowner AND d.defaclnamespace = n.oid
+                     AND a.grantee = r.oid AND a.privilege_type <> 'SELECT')
+   AND NOT EXISTS (SELECT FROM pg_class c
+                   WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+                     AND (NOT has_table_privilege(r.oid, c.oid, 'SELECT')
+                          OR has_table_privilege(r.oid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')))
+   AND NOT EXISTS (SELECT FROM pg_namespace p, aclexplode(p.nspacl) a WHERE p.nspname = %(role)s AND a.grantee = r.oid)
+FROM pg_roles r, pg_namespace n WHERE r.rolname = %(readers)s AND n.nspname = %(published)s
+"""
+SCHEMA_GRANTEES = """
+SELECT DISTINCT r.rolname, a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a JOIN pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = %s AND a.grantee <> n.nspowner
 """
 
 
-def scram_matches(verifier: str | None, password: str) -> bool:
-    """Whether a stored SCRAM-SHA-256 verifier is the one for `password` (RFC 5802, as PostgreSQL stores it)."""
-    try:
-        method, salt_part, key_part = verifier.split("$")
-        iterations, salt = salt_part.split(":")
-        stored_key = key_part.split(":")[0]
-    except (AttributeError, ValueError):
-        return False
-    if method != "SCRAM-SHA-256":
-        return False
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    return hmac.compare_digest(hashlib.sha256(client_key).digest(), base64.b64decode(stored_key))
+def generation(state: dict | None):
+    """The password's generation; states from before rotation existed hold null, which is 0."""
+    value = (state or {}).get("password_generation")
+    return 0 if value is None else value
 
 
 class StorageResource(PlatformResource):
@@ -56,12 +79,17 @@ class StorageResource(PlatformResource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        return Schema(version=1, attributes=[
+        # Version 2 added password_generation, published_schema and readers_role.
+        return Schema(version=2, attributes=[
             Attribute("product", String(), required=True, requires_replace=True, description="Product slug."),
             Attribute("lake_root", String(), required=True, description="Absolute path of the lake."),
-            Attribute("role", String(), computed=True, description="Login role owning the schema."),
+            Attribute("password_generation", Number(), optional=True,
+                      description="Change it to rotate the password (null is 0)."),
+            Attribute("role", String(), computed=True, description="Login role owning the schemas."),
             Attribute("password", String(), computed=True, sensitive=True, description="The role's password."),
-            Attribute("schema", String(), computed=True, description="The product's schema."),
+            Attribute("schema", String(), computed=True, description="The product's private schema."),
+            Attribute("published_schema", String(), computed=True, description="Where its table ports live."),
+            Attribute("readers_role", String(), computed=True, description="Group that may read published_schema."),
             Attribute("host", String(), computed=True, description="Warehouse host."),
             Attribute("port", Number(), computed=True, description="Warehouse port."),
             Attribute("database", String(), computed=True, description="Warehouse database."),
@@ -73,6 +101,8 @@ class StorageResource(PlatformResource):
             check_slug(config["product"])
         if known(config.get("lake_root")):
             check_absolute("lake_root", config["lake_root"])
+        if known(config.get("password_generation")):
+            check_whole("password_generation", config["password_generation"], 0, MAX_GENERATION)
 
     def create(self, ctx, planned):
         # An apply killed before Terraform saved its state may have made it all already: it is taken
@@ -87,23 +117,29 @@ class StorageResource(PlatformResource):
             if old != new and old.is_dir() and not new.exists():
                 new.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(old, new)
-            return self._converge(planned, current["password"])
+            rotated = generation(current) != generation(planned)
+            return self._converge(planned, secrets.token_urlsafe(32) if rotated else current["password"])
 
     def read(self, ctx, current):
         with reported(ctx.diagnostics, f"Reading storage of {current['product']}"):
-            role = role_name(current["product"])
+            slug = current["product"]
+            names = {"role": role_name(slug), "published": published_schema(slug), "readers": readers_role(slug)}
             with self.provider.connect() as conn:
                 login = conn.execute(
-                    "SELECT rolpassword, has_database_privilege(oid, current_database(), 'CONNECT')"
-                    " FROM pg_authid WHERE rolname = %s AND rolcanlogin", [role]).fetchone()
-                owned, exposed = conn.execute(SCHEMA_HEALTH, {"role": role}).fetchone() or (None, None)
-            lake = Path(current["lake_root"]) / current["product"]
-            if login is None and owned is None and not lake.exists():
+                    "SELECT rolpassword, rolinherit AND has_database_privilege(oid, current_database(), 'CONNECT')"
+                    " FROM pg_authid WHERE rolname = %s AND rolcanlogin", [names["role"]]).fetchone()
+                owned, exposed = conn.execute(SCHEMA_HEALTH, names).fetchone() or (None, None)
+                published, published_exposed = conn.execute(PUBLISHED_HEALTH, names).fetchone() or (None, None)
+                readers = conn.execute(READERS_HEALTH, names).fetchone()
+            lake = Path(current["lake_root"]) / slug
+            if login is None and owned is None and published is None and not lake.exists():
                 return None
             return {
                 **current,
-                "role": role if login and login[1] and scram_matches(login[0], current["password"]) else None,
-                "schema": role if owned and not exposed else None,
+                "role": names["role"] if login and login[1] and scram_matches(login[0], current["password"]) else None,
+                "schema": names["role"] if owned and not exposed else None,
+                "published_schema": names["published"] if published and not published_exposed else None,
+                "readers_role": names["readers"] if readers and readers[0] else None,
                 "lake_path": str(lake) if all((lake / area).is_dir() for area in LAKE_AREAS) else None,
             }
         return current
@@ -111,54 +147,84 @@ class StorageResource(PlatformResource):
     def plan(self, ctx, current, planned):
         with reported(ctx.diagnostics, f"Planning storage of {planned['product']}"):
             if known(planned["product"], planned["lake_root"]):
-                role = role_name(planned["product"])
-                lake = Path(planned["lake_root"]) / planned["product"]
-                planned.update(role=role, schema=role, lake_path=str(lake), **self.provider.endpoint())
+                slug = planned["product"]
+                lake = Path(planned["lake_root"]) / slug
+                planned.update(role=role_name(slug), schema=role_name(slug), published_schema=published_schema(slug),
+                               readers_role=readers_role(slug), lake_path=str(lake), **self.provider.endpoint())
+            if generation(current) != generation(planned):
+                planned["password"] = Unknown
         return planned
 
     def delete(self, ctx, current):
         with reported(ctx.diagnostics, f"Deleting storage of {current['product']}"):
-            role = role_name(check_slug(current["product"]))
-            name = sql.Identifier(role)
+            slug = check_slug(current["product"])
+            role, readers = role_name(slug), readers_role(slug)
             with self.provider.connect() as conn, conn.transaction():
                 self.provider.lock_catalogue(conn)
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(name))
-                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                for schema in (published_schema(slug), role):
+                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+                # Dropping the readers role ends every consumer's and reader's membership in it.
+                if role_exists(conn, readers):
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(readers)))
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(readers)))
+                if role_exists(conn, role):
                     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
-                    conn.execute(sql.SQL("DROP OWNED BY {}").format(name))
-                    conn.execute(sql.SQL("DROP ROLE {}").format(name))
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
             lake = child_dir(Path(current["lake_root"]), current["product"])
             if lake.exists():
                 shutil.rmtree(lake)
         return None
 
     def _converge(self, state: dict, password: str) -> dict:
-        """Make role, schema, privileges and lake folder what they must be; safe to repeat."""
-        role = role_name(check_slug(state["product"]))
-        lake = child_dir(check_absolute("lake_root", state["lake_root"]), state["product"])
+        """Make roles, schemas, privileges and lake folder what they must be; safe to repeat."""
+        self.check(state)
+        slug = check_slug(state["product"])
+        role, published, readers = role_name(slug), published_schema(slug), readers_role(slug)
+        lake = child_dir(check_absolute("lake_root", state["lake_root"]), slug)
         for area in LAKE_AREAS:
             (lake / area).mkdir(parents=True, exist_ok=True)
-        name = sql.Identifier(role)
+        names = {"name": sql.Identifier(role), "published": sql.Identifier(published),
+                 "readers": sql.Identifier(readers)}
         with self.provider.connect() as conn, conn.transaction():
             self.provider.lock_catalogue(conn)
-            # Only the SCRAM verifier reaches the server, never the password itself.
-            verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+            names["database"] = sql.Identifier(conn.info.dbname)
             conn.execute(sql.SQL(
-                "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
-            ).format(sql.SQL("ALTER" if exists else "CREATE"), name, sql.Literal(verifier)))
-            database = sql.Identifier(conn.info.dbname)
+                "{} ROLE {} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
+            ).format(sql.SQL("ALTER" if role_exists(conn, role) else "CREATE"), names["name"],
+                     sql.Literal(scram_verifier(conn, role, password))))
+            conn.execute(sql.SQL(
+                "{} ROLE {} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+            ).format(sql.SQL("ALTER" if role_exists(conn, readers) else "CREATE"), names["readers"]))
+            for member_of in memberships(conn, readers):
+                conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(member_of), names["readers"]))
             for statement in (
                 "CREATE SCHEMA IF NOT EXISTS {name} AUTHORIZATION {name}",
                 "ALTER SCHEMA {name} OWNER TO {name}",
-                "REVOKE ALL ON SCHEMA {name} FROM PUBLIC",
+                "REVOKE ALL ON SCHEMA {name} FROM PUBLIC, {readers}",
                 # No other role may connect unless granted, nor create in the shared public schema.
                 "REVOKE ALL ON DATABASE {database} FROM PUBLIC",
                 "GRANT CONNECT ON DATABASE {database} TO {name}",
                 "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                "CREATE SCHEMA IF NOT EXISTS {published} AUTHORIZATION {name}",
+                "ALTER SCHEMA {published} OWNER TO {name}",
+                "REVOKE ALL ON SCHEMA {published} FROM PUBLIC, {readers}",
+                "GRANT USAGE ON SCHEMA {published} TO {readers}",
+                # Read, never write: the tables there now and every table the product creates there later.
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {name} IN SCHEMA {published} REVOKE ALL ON TABLES FROM {readers}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {name} IN SCHEMA {published} GRANT SELECT ON TABLES TO {readers}",
+                "REVOKE ALL ON ALL TABLES IN SCHEMA {published} FROM {readers}",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA {published} TO {readers}",
             ):
-                conn.execute(sql.SQL(statement).format(name=name, database=database))
-            for (grantee,) in conn.execute(FOREIGN_CREATORS, [role]).fetchall():
-                conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(name, sql.Identifier(grantee)))
+                conn.execute(sql.SQL(statement).format(**names))
+            for grantee, privilege in conn.execute(SCHEMA_GRANTEES, [role]).fetchall():
+                if privilege == "CREATE":
+                    conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(
+                        names["name"], sql.Identifier(grantee)))
+            for grantee, _ in conn.execute(SCHEMA_GRANTEES, [published]).fetchall():
+                if grantee != readers:
+                    conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
+                        names["published"], sql.Identifier(grantee)))
             endpoint = self.provider.endpoint(conn)
-        return {**state, "role": role, "password": password, "schema": role, "lake_path": str(lake), **endpoint}
+        return {**state, "role": role, "password": password, "schema": role, "published_schema": published,
+                "readers_role": readers, "lake_path": str(lake), **endpoint}

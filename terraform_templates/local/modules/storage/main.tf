@@ -1,4 +1,5 @@
-# The product's schema, owned by its own login role, and its lake folder (raw, staging, curated).
+# The product's private and published schemas, owned by its own login role, the readers role of
+# the published one, and its lake folder (raw, staging, curated).
 terraform {
   required_providers {
     localplatform = {
@@ -9,6 +10,7 @@ terraform {
 }
 
 resource "localplatform_storage" "this" {
-  product   = var.product
-  lake_root = var.lake_root
+  product             = var.product
+  lake_root           = var.lake_root
+  password_generation = var.password_generation
 }

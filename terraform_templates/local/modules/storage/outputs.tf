@@ -1,3 +1,7 @@
+output "product" {
+  value = localplatform_storage.this.product
+}
+
 output "role" {
   value = localplatform_storage.this.role
 }
@@ -25,4 +29,12 @@ output "database" {
 
 output "lake_path" {
   value = localplatform_storage.this.lake_path
+}
+
+output "published_schema" {
+  value = localplatform_storage.this.published_schema
+}
+
+output "readers_role" {
+  value = localplatform_storage.this.readers_role
 }

@@ -5,3 +5,7 @@ variable "product" {
 variable "lake_root" {
   type = string
 }
+
+variable "password_generation" {
+  type = number
+}

@@ -1,22 +1,51 @@
 """This product's pipeline: CSV files from the lake's raw/ area, cleaned, to curated/ and the warehouse.
 
 Settings come from the environment and never from this repository:
-  LAKE_PATH    the product's lake folder (holds raw/, staging/, curated/)
-  PRODUCT_DSN  the product's own warehouse credentials; without it only the lake is written
-The product's schema is recorded by the portal in .portal-template.json.
+  LAKE_PATH         the product's lake folder (holds raw/, staging/, curated/)
+  PRODUCT_DSN       the product's own warehouse credentials; without it only the lake is written
+  PUBLISHED_SCHEMA  the product's published schema, the one its consumers may read
+  OUTPUT_PORTS      its output ports as JSON, [{"name": ..., "kind": ...}]: each `table` port is
+                    rewritten as PUBLISHED_SCHEMA.<name> with this run's records, each `feed` port
+                    as curated/<name>/ with this run's files; other kinds are not written here
+The product's private schema is recorded by the portal in .portal-template.json.
 """
 import csv
 import json
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TABLE = "curated_records"
+COLUMNS = ("(source text NOT NULL, line int NOT NULL, record jsonb NOT NULL,"
+           " loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (source, line))")
+# A table port's name is a PostgreSQL identifier; a feed port's becomes one folder's name.
+PORT_NAMES = {"table": re.compile(r"^[a-z][a-z0-9_]{0,62}$"), "feed": re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")}
+
+
+class SettingsError(ValueError):
+    """The environment's settings are unusable; nothing was written."""
 
 
 def schema() -> str:
     return json.loads((HERE / ".portal-template.json").read_text())["schema"]
+
+
+def output_ports(text: str | None) -> list[dict]:
+    """OUTPUT_PORTS, checked, since its names become table and folder names."""
+    try:
+        ports = json.loads(text) if text else []
+    except ValueError as exc:
+        raise SettingsError(f"OUTPUT_PORTS is not JSON: {exc}") from None
+    if not isinstance(ports, list) or not all(isinstance(port, dict) for port in ports):
+        raise SettingsError("OUTPUT_PORTS must be a JSON list of {name, kind}")
+    for port in ports:
+        pattern = PORT_NAMES.get(port.get("kind"))
+        if pattern and not (isinstance(port.get("name"), str) and pattern.fullmatch(port["name"])):
+            raise SettingsError(f"OUTPUT_PORTS: {port.get('name')!r} is not a {port['kind']} port name")
+    return ports
 
 
 def clean(rows):
@@ -28,8 +57,12 @@ def clean(rows):
             yield cleaned
 
 
-def run(lake_path: Path, dsn: str | None = None) -> dict[str, int]:
+def run(lake_path: Path, dsn: str | None = None, ports: list[dict] = (), published_schema: str | None = None,
+        ) -> dict[str, int]:
     """Rows written per source file."""
+    tables = [port["name"] for port in ports if port.get("kind") == "table"]
+    if tables and dsn and not published_schema:
+        raise SettingsError("table ports need PUBLISHED_SCHEMA")
     raw, curated = lake_path / "raw", lake_path / "curated"
     curated.mkdir(exist_ok=True)
     batches = {}
@@ -41,27 +74,48 @@ def run(lake_path: Path, dsn: str | None = None) -> dict[str, int]:
             writer.writeheader()
             writer.writerows(rows)
         batches[source.name] = rows
+    for port in ports:
+        if port.get("kind") == "feed":
+            publish_feed(curated, port["name"], list(batches))
     if dsn:
-        load(dsn, batches)
+        load(dsn, batches, published_schema, tables)
     return {name: len(rows) for name, rows in batches.items()}
 
 
-def load(dsn: str, batches: dict[str, list[dict]]) -> None:
-    """Replace each source file's rows in the product's own schema, in one transaction."""
+def publish_feed(curated: Path, port: str, names: list[str]) -> None:
+    """curated/<port>/ holds this run's curated files, and only those."""
+    folder = curated / port
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copyfile(curated / name, folder / f".{name}.tmp")
+        os.replace(folder / f".{name}.tmp", folder / name)
+    for stale in folder.glob("*.csv"):
+        if stale.name not in names:
+            stale.unlink()
+
+
+def load(dsn: str, batches: dict[str, list[dict]], published_schema: str | None = None, tables=()) -> None:
+    """Replace each source file's rows in the product's own schema and rewrite each table port in
+    its published schema with them, in one transaction: consumers never see half a run."""
     import psycopg
     from psycopg import sql
     from psycopg.types.json import Jsonb
 
-    table = sql.Identifier(schema(), TABLE)
+    private = sql.Identifier(schema(), TABLE)
     with psycopg.connect(dsn) as conn:
-        conn.execute(sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (source text NOT NULL, line int NOT NULL, record jsonb NOT NULL,"
-            " loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (source, line))").format(table))
+        conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} " + COLUMNS).format(private))
         with conn.cursor() as cursor:
             for source, rows in batches.items():
-                cursor.execute(sql.SQL("DELETE FROM {} WHERE source = %s").format(table), [source])
-                cursor.executemany(sql.SQL("INSERT INTO {} (source, line, record) VALUES (%s, %s, %s)").format(table),
+                cursor.execute(sql.SQL("DELETE FROM {} WHERE source = %s").format(private), [source])
+                cursor.executemany(sql.SQL("INSERT INTO {} (source, line, record) VALUES (%s, %s, %s)").format(private),
                                    [(source, line, Jsonb(row)) for line, row in enumerate(rows, start=1)])
+        for name in tables:
+            table = sql.Identifier(published_schema, name)
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} " + COLUMNS).format(table))
+            conn.execute(sql.SQL("DELETE FROM {}").format(table))
+            conn.execute(sql.SQL("INSERT INTO {} (source, line, record, loaded_at)"
+                                 " SELECT source, line, record, loaded_at FROM {} WHERE source = ANY(%s)"
+                                 ).format(table, private), [list(batches)])
 
 
 def main() -> int:
@@ -69,8 +123,20 @@ def main() -> int:
     if not lake:
         print("LAKE_PATH is not set", file=sys.stderr)
         return 2
-    for source, count in run(Path(lake), os.environ.get("PRODUCT_DSN") or None).items():
+    try:
+        ports = output_ports(os.environ.get("OUTPUT_PORTS"))
+        dsn = os.environ.get("PRODUCT_DSN") or None
+        counts = run(Path(lake), dsn, ports, os.environ.get("PUBLISHED_SCHEMA") or None)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for source, count in counts.items():
         print(f"{source}: {count} rows")
+    for port in ports:
+        if port.get("kind") == "feed" or (port.get("kind") == "table" and dsn):
+            print(f"published {port['kind']} port {port['name']}")
+        elif port.get("kind") == "table":
+            print(f"table port {port['name']} not published: PRODUCT_DSN is not set")
     return 0
 
 
