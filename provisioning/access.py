@@ -99,7 +99,8 @@ def _sync(product, reason: str) -> None:
     """Apply `product` so that its grants are what they must be now (after the current transaction)."""
     from provisioning.services import is_live, request_apply
 
-    if product.target in settings.PROVISION_ON_APPROVAL_TARGETS and is_live(product) and _provisioned(product):
+    # A provisioned product's target is reachable by this installation (it was applied here).
+    if is_live(product) and _provisioned(product):
         request_apply(product=product, origin=Job.Origin.ACCESS, reason=reason)
 
 
