@@ -51,12 +51,13 @@ def leftovers(admin_dsn):
     yield slugs
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         for slug in slugs:
-            name = "p_" + slug.replace("-", "_")
-            role = sql.Identifier(name)
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(role))
-            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(role))
-                conn.execute(sql.SQL("DROP ROLE {}").format(role))
+            base = slug.replace("-", "_")
+            for schema in (f"p_{base}", f"pub_{base}"):
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            for name in (f"r_{base}", f"p_{base}"):  # the readers role first: the product's role grants to it
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
+                    conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
             if conn.execute("SELECT to_regclass('platform_registry.compute_queues')").fetchone()[0]:
                 conn.execute("DELETE FROM platform_registry.compute_queues WHERE product = %s", [slug])
 
