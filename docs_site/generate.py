@@ -18,11 +18,14 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from docs_site import lineage
-from onboarding import widfile
+from onboarding import selectors, widfile
 from onboarding.models import Product
 from onboarding.rendering import render_markdown
+from onboarding.services import AMENDMENT_STATUSES
 from onboarding.validation import markdown_too_costly
 from onboarding.widrepo import CommitInfo, get_repository
+from provisioning.ports import location
+from provisioning.rendering import published_schema
 from provisioning.selectors import status_summaries
 
 logger = logging.getLogger(__name__)
@@ -186,6 +189,7 @@ def wid_fingerprint(data: SiteData, product) -> str:
     parts = {
         "version": VERSION, "head": product.head_sha, "team": product.team.name,
         "status": data.status.get(product.id), "portal": settings.PORTAL_BASE_URL,
+        "ports": [published_schema(product.slug), str(settings.LAKE_ROOT)],  # where its ports are published
         "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -247,7 +251,11 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
     upstream = [data.by_slug[u] for u in sorted(data.links[0][slug])]
     downstream = [data.by_slug[d] for d in sorted(data.links[1][slug])]
     status = data.status.get(product.id) or {}
+    live = _live_meta(repo, product, meta, history)
     return _page(product.name, render_to_string("docs_site/wid.html", {
+        "amendment": product.approved_version is not None and product.status in AMENDMENT_STATUSES,
+        "ports": [{"name": o["name"], "kind": o["kind"], "location": location(slug, o)}
+                  for o in (live or {}).get("outputs", [])],
         "p": product, "meta": meta, "base": base, "unreadable": unreadable,
         "sections": [(title, _section_html(sections.get(key, ""))) for key, title in widfile.SECTIONS],
         "reviews": reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
@@ -255,6 +263,22 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
         "missing": [s for s in product.depends_on if s not in data.by_slug],
         "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
     }))
+
+
+def _live_meta(repo, product, meta: dict, history: list[CommitInfo]) -> dict | None:
+    """The front matter of the approved version, whose ports are the published ones: the file itself
+    unless an amendment is open, else its commit in `history` (the n-th commit is version n)."""
+    live = product.approved_version
+    if live is None or product.status == "retired":
+        return None
+    if meta.get("version") == live:
+        return meta
+    position = len(history) - live
+    if 0 <= position < len(history):
+        doc = widfile.parse(repo.show(history[position].sha, product.path))
+        if doc.meta.get("version") == live:
+            return doc.meta
+    return selectors.document_at_version(product, live).meta
 
 
 def assets() -> dict[str, bytes]:

@@ -133,8 +133,30 @@ def product_edit(request, slug):
         request, form,
         lambda data: services.wid_update(user=request.user, slug=slug,
                                          data={**data, "version": form.cleaned_data.get("version")}),
-        saved=lambda saved_product: f"Saved version {saved_product.version}.", product=product,
+        saved=_saved_message, product=product,
     )
+
+
+def _saved_message(product) -> str:
+    if product.approved_version is not None and product.status != "approved":
+        return (f"Saved version {product.version}: an amendment in {product.get_status_display().lower()}; "
+                f"version {product.approved_version} stays live until the amendment is approved.")
+    return f"Saved version {product.version}."
+
+
+def _amendment(product) -> tuple[str, tuple[bool, str]]:
+    """The page's "Live: version N; amendment in <status>" line, and the policy's verdict on the
+    WID as it stands (an amendment is judged against its approved version)."""
+    meta = {"classification": product.classification, "pii": product.pii, "compute_tier": product.compute_tier,
+            "depends_on": list(product.depends_on)}
+    if product.approved_version is None or product.status == "retired":
+        return "", services.policy_verdict(meta)
+    live = f"Live: version {product.approved_version}"
+    if product.status not in services.AMENDMENT_STATUSES:
+        return live, services.policy_verdict(meta)
+    line = f"{live}; amendment in {product.get_status_display().lower()}"
+    approved = selectors.approved_document(product).meta
+    return line, services.amendment_verdict(approved, meta, selectors.product_risks(meta["depends_on"]))
 
 
 @login_required
@@ -147,8 +169,10 @@ def product_detail(request, slug):
             diff = selectors.product_diff(product, from_version=int(request.GET["from"]), to_version=int(request.GET["to"]))
         except (ValueError, InvalidInput, NotFound) as exc:
             diff_error = getattr(exc, "errors", None) or str(exc)
+    live, policy = _amendment(product)
     return render(request, "onboarding/product_detail.html", {
-        "product": product,
+        "product": product, "live": live, "amendment_open": product.status in services.AMENDMENT_STATUSES
+        and product.approved_version is not None,
         "sections": [(title, product.sections.get(key, "")) for key, title in widfile.SECTIONS],
         "reviews": product.review_events.all(),
         "history": history,
@@ -160,13 +184,13 @@ def product_detail(request, slug):
         "decide_refusal": selectors.user_may_decide(request.user, product) if product.status == "submitted" else None,
         "comment_form": CommentForm(),
         "panels": [mark_safe(import_string(path)(request, product)) for path in settings.PRODUCT_PAGE_PANELS],
-        "policy": services.policy_verdict({"classification": product.classification, "pii": product.pii,
-                                           "compute_tier": product.compute_tier}),
+        "policy": policy,
     })
 
 
 _ACTIONS = {
     "submit": services.wid_submit,
+    "withdraw": services.wid_withdraw,
     "approve": services.wid_approve,
     "reject": services.wid_reject,
     "request-changes": services.wid_request_changes,

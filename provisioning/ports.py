@@ -63,3 +63,18 @@ def filtered_events(params):
         product = onboarding.product_get(params["product"])
     return access.events(product=product, team=params.get("team", ""), kind=kind, subject=params.get("subject", ""),
                          since=_date(params, "since"), until=_date(params, "until"))
+
+
+def requests_seen_by(user, product):
+    """The product's access requests `user` may see: every one for its team and the platform, their own for others."""
+    qs = AccessRequest.objects.filter(product=product).select_related(
+        "product", "product__team", "consumer", "requester", "owner_decided_by")
+    if access.user_may_see_report(user, product):
+        return qs
+    return qs.filter(requester=user)
+
+
+def open_request_of(user, product) -> AccessRequest | None:
+    """The person's pending or approved request for `product`, if any (one at a time)."""
+    return AccessRequest.objects.filter(product=product, kind=AccessRequest.Kind.PERSON, requester=user,
+                                        status__in=AccessRequest.OPEN).first()

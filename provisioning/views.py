@@ -1,23 +1,28 @@
-"""Pages of provisioning: the product's provisioning panel, the job page with its live log."""
+"""Pages of provisioning: the product's provisioning panel, the job page with its live log, and
+access: a product's ports and access, the platform's access report, the custodian's link."""
+import csv
+
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from onboarding import selectors as onboarding
+from onboarding.validation import LineFormField
 from portal import pagecache
-from portal.errors import NotAllowed, NotFound, PortalError, or_404
+from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
-from provisioning import dashboards, services, webhooks
+from provisioning import access, dashboards, ports, services, webhooks
 from provisioning.forms import DashboardForm, JobFilterForm
-from provisioning.models import Job, Provisioning
+from provisioning.models import AccessEvent, AccessRequest, CredentialRead, Job, Provisioning
 
 
 def product_panel(request, product) -> str:
@@ -84,13 +89,269 @@ def job_action(request, job_id, action):
 
 @login_required
 def credentials(request, slug):
+    """Restricted and PII products (and the platform's break-glass read) need a reason: asked for by
+    a form that comes back here with ?reason=, since the service records it with the read."""
     product = or_404(onboarding.product_get, slug)
-    values = _run(request, lambda: services.credentials_read(user=request.user, product=product,
-                                                               remote_addr=request.META.get("REMOTE_ADDR")), None)
-    if values is None:
+    reason = request.GET.get("reason", "")
+    try:
+        values = services.credentials_read(user=request.user, product=product, reason=reason,
+                                           remote_addr=request.META.get("REMOTE_ADDR"))
+    except InvalidInput as exc:
+        if "reason" not in exc.errors:
+            _show_error(request, exc)
+            return redirect("product-detail", slug=slug)
+        response = render(request, "provisioning/credentials.html", {
+            "product": product, "reason_needed": exc.errors["reason"], "reason": reason,
+        }, status=400 if reason else 200)
+    except PortalError as exc:
+        _show_error(request, exc)
         return redirect("product-detail", slug=slug)
-    response = render(request, "provisioning/credentials.html", {"product": product, "values": values})
+    else:
+        response = render(request, "provisioning/credentials.html", {
+            "product": product, "values": values, "kind": CredentialRead.Kind(values["kind"]).label,
+            "shown": [(name, values[name]) for name in CREDENTIAL_FIELDS if values.get(name) is not None],
+        })
     response["Cache-Control"] = "no-store"
+    return response
+
+
+CREDENTIAL_FIELDS = ("host", "port", "database", "user", "password", "schema", "published_schema", "lake_path")
+
+
+def _show_error(request, exc: PortalError) -> None:
+    """A refusal on a page: 403 and 404 pages, anything else a message naming the fields."""
+    if isinstance(exc, NotAllowed):
+        raise PermissionDenied(exc.detail) from exc
+    if isinstance(exc, NotFound):
+        raise Http404(exc.detail) from exc
+    if exc.errors:
+        for name, errors in exc.errors.items():
+            for error in errors:
+                messages.error(request, f"{name.replace('_', ' ').capitalize()}: {error}")
+    else:
+        messages.error(request, exc.detail)
+
+
+def _act(request, call):
+    """Call a service for a form's post; its refusal becomes a message (or a 403/404 page). None then."""
+    try:
+        return call()
+    except PortalError as exc:
+        _show_error(request, exc)
+        return None
+
+
+# --- Ports and access of a product ----------------------------------------------------------------
+class AccessRequestForm(forms.Form):
+    purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), strip=False,
+                              help_text="What you need the data for: the owners decide on it.")
+    until = forms.DateField(label="Until", widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text=f"The last day you need access (at most {settings.ACCESS_MAX_DAYS} days ahead).")
+
+
+@login_required
+def product_access(request, slug):
+    """The product's ports for anyone signed in, with their own request or a form to ask; who reads it,
+    every request and every event for its team and the platform."""
+    product = or_404(onboarding.product_get, slug)
+    user = request.user
+    report = access.user_may_see_report(user, product)
+    member = onboarding.user_is_member(user, product.team)
+    platform = onboarding.user_is_platform(user)
+    requests = list(ports.requests_seen_by(user, product)[:200])
+    mine = ports.open_request_of(user, product) if not member else None
+    state = Provisioning.objects.filter(product=product).first()
+    provisioned = bool(state and state.provisioned and not state.retired)
+    return render(request, "provisioning/access.html", {
+        "product": product, "ports": ports.product_ports(product), "report": report,
+        "readers": access.readers_now(product) if report else None,
+        "events": access.events(product=product)[:200] if report else (),
+        "requests": [{"r": r, "can_decide": _may_decide(user, r), "can_revoke": _may_revoke(user, r, platform)}
+                     for r in requests],
+        "mine": mine, "live": services.is_live(product), "provisioned": provisioned,
+        "can_ask": not member and mine is None and services.is_live(product),
+        "can_rotate": (member or platform) and provisioned,
+        "form": AccessRequestForm(),
+    })
+
+
+def _may_decide(user, request: AccessRequest) -> bool:
+    return (request.status == AccessRequest.Status.PENDING and not request.owner_decision
+            and request.requester_id != user.pk and access.user_may_decide(user, request))
+
+
+def _may_revoke(user, request: AccessRequest, platform: bool) -> bool:
+    return request.status in AccessRequest.OPEN and (
+        platform or request.requester_id == user.pk or access.user_may_decide(user, request))
+
+
+@login_required
+@require_POST
+def access_request_create(request, slug):
+    product = or_404(onboarding.product_get, slug)
+    form = AccessRequestForm(request.POST)
+    if not form.is_valid():
+        _show_error(request, InvalidInput(errors={name: list(errors) for name, errors in form.errors.items()}))
+        return redirect("product-access", slug=slug)
+    made = _act(request, lambda: access.request_personal(user=request.user, product=product,
+                                                           purpose=form.cleaned_data["purpose"],
+                                                           until=form.cleaned_data["until"]))
+    if made:
+        messages.success(request, f"Access request #{made.pk} sent to the owners of {product.team.slug}.")
+    return redirect("product-access", slug=slug)
+
+
+_DECISIONS = {
+    "approve": lambda user, pk, comment: access.decide(user=user, request_id=pk, approve=True, comment=comment),
+    "reject": lambda user, pk, comment: access.decide(user=user, request_id=pk, approve=False, comment=comment),
+    "revoke": lambda user, pk, comment: access.revoke(user=user, request_id=pk, comment=comment),
+}
+
+
+@login_required
+@require_POST
+def access_request_action(request, request_id, action):
+    if action not in _DECISIONS:
+        raise Http404("No such action.")
+    made = or_404(access.request_get, request_id)
+    done = _act(request, lambda: _DECISIONS[action](request.user, made.pk, request.POST.get("comment", "")))
+    if done:
+        messages.success(request, f"Access request #{done.pk} is {done.status}"
+                                  + (" (the data custodian decides next)." if done.status == "pending" else "."))
+    return redirect("product-access", slug=made.product.slug)
+
+
+@login_required
+@require_POST
+def credentials_rotate(request, slug):
+    product = or_404(onboarding.product_get, slug)
+    try:
+        job = access.rotate(user=request.user, product=product)
+    except PortalError as exc:
+        _show_error(request, exc)
+    else:
+        messages.success(request, f"Rotating in job #{job.pk}; the old password is refused after it." if job else
+                         "Rotating right after the product's active job; the old password is refused after it.")
+    return redirect("product-access", slug=slug)
+
+
+# --- The platform's access report -----------------------------------------------------------------
+class AccessFilterForm(forms.Form):
+    product = LineFormField(required=False, max_length=42, label="Product", help_text="Its slug.")
+    team = forms.ChoiceField(required=False)
+    kind = forms.ChoiceField(required=False, choices=[("", "any"), *AccessEvent.Kind.choices])
+    subject = LineFormField(required=False, max_length=254, label="Person or product",
+                            help_text="A username or a product's slug: the event's subject or actor.")
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, teams=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [("", "any"), *((t.slug, t.slug) for t in teams)]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
+            self.add_error("until", "The end date is before the start date.")
+        return cleaned
+
+    def params(self) -> dict[str, str]:
+        return {name: str(value) for name, value in self.cleaned_data.items() if value}
+
+
+CSV_COLUMNS = ("at", "product", "team", "kind", "subject_kind", "subject", "actor", "detail", "request")
+# A spreadsheet reads a cell that begins with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_rows(events):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for e in events.iterator(chunk_size=2000):
+        yield writer.writerow([csv_cell(v) for v in (
+            e.at.isoformat(), e.product.slug, e.product.team.slug, e.kind, e.subject_kind, e.subject, e.actor,
+            e.detail, e.request_id)])
+
+
+@login_required
+def access_report(request):
+    """Every access event of the platform, filtered; the same filter as CSV with ?format=csv."""
+    if not onboarding.user_is_platform(request.user):
+        raise PermissionDenied("The platform-wide access report is the platform team's.")
+    form = AccessFilterForm(request.GET or None, teams=onboarding.team_list())
+    events = AccessEvent.objects.none()
+    if form.is_valid() or not request.GET:
+        try:
+            events = ports.filtered_events(form.params() if form.is_bound else {})
+        except NotFound:
+            form.add_error("product", "No product with this slug.")
+        except InvalidInput as exc:
+            for name, errors in exc.errors.items():
+                for error in errors:
+                    form.add_error(name if name in form.fields else None, error)
+    valid = not form.errors
+    if valid and request.GET.get("format") == "csv":
+        response = StreamingHttpResponse(_csv_rows(events), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="access-report.csv"'
+        return response
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("format", None)
+    return render(request, "provisioning/access_report.html", {
+        "form": form, "page": page, "query": query.urlencode(),
+    }, status=200 if valid else 400)
+
+
+# --- The data custodian's link --------------------------------------------------------------------
+class CustodianForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    comment = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text="Required to reject: the requester and the owners read it.")
+
+
+@require_http_methods(["GET", "POST"])
+def custodian(request, token):
+    """No login: the custodian is an e-mail address, not a user; the signed link is the credential.
+    A GET never decides, since mail scanners open links; only the form's POST does."""
+    try:
+        made = access.custodian_request(token)
+    except PortalError as exc:
+        return _custodian_page(request, {"refusal": exc.detail}, status=exc.status_code)
+    form = CustodianForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if form.is_bound:
+        status = 400
+        if form.is_valid():
+            try:
+                made = access.custodian_decide(token=token, approve=form.cleaned_data["decision"] == "approve",
+                                               comment=form.cleaned_data["comment"])
+            except InvalidInput as exc:
+                for name, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
+            except PortalError as exc:
+                return _custodian_page(request, {"refusal": exc.detail}, status=exc.status_code)
+            else:
+                decided = "approved" if form.cleaned_data["decision"] == "approve" else "rejected"
+                return _custodian_page(request, {"asked": made, "decided": decided})
+    return _custodian_page(request, {"asked": made, "form": form}, status=status)
+
+
+def _custodian_page(request, context: dict, status: int = 200):
+    response = render(request, "provisioning/custodian.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"  # the link's token must not leave in a Referer
     return response
 
 

@@ -13,6 +13,7 @@ transaction rolled back after it, and the WID repository is put back to where it
 A new URL pattern that no row of the table requests fails `test_the_table_covers_every_url`.
 """
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -55,6 +56,8 @@ def api(name, method, path, *expected, body=None):
 
 NEW_WID_FORM = _page_form(slug="new-wid")
 EDIT_FORM = _page_form(slug="draft-wid", name="Renamed on the page", version="1")
+ACCESS_ASKED = {"purpose": "A churn study", "until": str(date.today() + timedelta(days=30))}
+NO_REQUEST = 999999  # the world holds no access request: these cells show who reaches the lookup
 
 #            name                     method    path                                      anonymous outsider other  member owner platform superuser
 MATRIX = [
@@ -72,6 +75,15 @@ MATRIX = [
     page("job-action",           "post", "/jobs/{planning}/cancel/",                       LOGIN, 403, 403, 302, 403, 302, 302),
     page("job-action",           "post", "/jobs/{failed}/retry/",                          LOGIN, 403, 403, 403, 403, 302, 302),
     page("job-action",           "post", "/jobs/{failed_plan}/retry/",                     LOGIN, 403, 403, 302, 302, 302, 302),
+    page("product-credentials-rotate", "post", "/products/provisioned-wid/credentials/rotate/", LOGIN, 403, 403, 302, 302, 302, 302),
+    page("product-access",       "get",  "/products/provisioned-wid/access/",              LOGIN, 200, 200, 200, 200, 200, 200),
+    # The team is told (a message) that it reads its own product's credentials instead of asking.
+    page("product-access-request", "post", "/products/provisioned-wid/access/request/",    LOGIN, 302, 302, 302, 302, 302, 302, body=ACCESS_ASKED),
+    page("access-report",        "get",  "/access/",                                       LOGIN, 403, 403, 403, 403, 200, 200),
+    page("access-request-action", "post", f"/access/requests/{NO_REQUEST}/approve/",       LOGIN, 404, 404, 404, 404, 404, 404),
+    # No login: the data custodian is an e-mail address; a link that is not signed by the portal is not found.
+    page("access-custodian",     "get",  "/access/custodian/not-a-token/",                 404, 404, 404, 404, 404, 404, 404),
+    page("access-custodian",     "post", "/access/custodian/not-a-token/",                 404, 404, 404, 404, 404, 404, 404, body={"decision": "approve"}),
     # --- pages of onboarding --------------------------------------------------------------------------------------------
     page("home",                 "get",  "/",                                              LOGIN, 302, 302, 302, 302, 302, 302),
     page("product-list",         "get",  "/products/",                                     LOGIN, 200, 200, 200, 200, 200, 200),
@@ -84,6 +96,7 @@ MATRIX = [
     page("product-action",       "post", "/products/submitted-wid/approve/",               LOGIN, 403, 403, 403, 403, 302, 302),
     page("product-action",       "post", "/products/submitted-wid/reject/",                LOGIN, 403, 403, 403, 403, 302, 302, body={"comment": "No."}),
     page("product-action",       "post", "/products/submitted-wid/request-changes/",       LOGIN, 403, 403, 403, 403, 302, 302, body={"comment": "More."}),
+    page("product-action",       "post", "/products/approved-wid/withdraw/",               LOGIN, 403, 403, 302, 302, 302, 302),
     page("team-list",            "get",  "/teams/",                                        LOGIN, 200, 200, 200, 200, 200, 200),
     page("team-list",            "post", "/teams/",                                        LOGIN, 302, 302, 302, 302, 302, 302, body={"slug": "new-team", "name": "New"}),
     page("team-detail",          "get",  f"/teams/{TEAM}/",                                LOGIN, 200, 200, 200, 200, 200, 200),
@@ -118,6 +131,8 @@ MATRIX = [
     api("api-product-reject",    "post", "/api/v1/products/submitted-wid/reject/",         401, 403, 403, 403, 403, 200, 200, body={"comment": "No."}),
     api("api-product-request-changes", "post", "/api/v1/products/submitted-wid/request-changes/",
                                                                                            401, 403, 403, 403, 403, 200, 200, body={"comment": "More."}),
+    # approved-wid has no open amendment: those allowed to withdraw one are told so (409).
+    api("api-product-withdraw",  "post", "/api/v1/products/approved-wid/withdraw/",        401, 403, 403, 409, 409, 409, 409),
     # --- the API of provisioning ----------------------------------------------------------------------------------------
     api("api-product-jobs",      "get",  "/api/v1/products/approved-wid/jobs/",            401, 200, 200, 200, 200, 200, 200),
     api("api-product-jobs",      "post", "/api/v1/products/approved-wid/jobs/",            401, 403, 403, 202, 202, 202, 202, body={"action": "plan"}),
@@ -125,6 +140,20 @@ MATRIX = [
     api("api-product-jobs",      "post", "/api/v1/products/approved-wid/jobs/",            401, 403, 403, 403, 403, 202, 202, body={"action": "destroy"}),
     api("api-product-provisioning", "get", "/api/v1/products/provisioned-wid/provisioning/", 401, 200, 200, 200, 200, 200, 200),
     api("api-product-credentials", "get", "/api/v1/products/provisioned-wid/credentials/", 401, 403, 403, 200, 200, 200, 200),
+    api("api-product-credentials-rotate", "post", "/api/v1/products/provisioned-wid/credentials/rotate/",
+                                                                                           401, 403, 403, 202, 202, 202, 202),
+    api("api-product-ports",     "get",  "/api/v1/products/provisioned-wid/ports/",        401, 200, 200, 200, 200, 200, 200),
+    api("api-product-access",    "get",  "/api/v1/products/provisioned-wid/access/",       401, 403, 403, 200, 200, 200, 200),
+    api("api-product-access-requests", "get", "/api/v1/products/provisioned-wid/access-requests/",
+                                                                                           401, 200, 200, 200, 200, 200, 200),
+    api("api-product-access-requests", "post", "/api/v1/products/provisioned-wid/access-requests/",
+                                                                                           401, 201, 201, 400, 400, 201, 201, body=ACCESS_ASKED),
+    api("api-access-request-detail", "get", f"/api/v1/access-requests/{NO_REQUEST}/",      401, 404, 404, 404, 404, 404, 404),
+    api("api-access-request-approve", "post", f"/api/v1/access-requests/{NO_REQUEST}/approve/", 401, 404, 404, 404, 404, 404, 404),
+    api("api-access-request-reject", "post", f"/api/v1/access-requests/{NO_REQUEST}/reject/", 401, 404, 404, 404, 404, 404, 404,
+        body={"comment": "No."}),
+    api("api-access-request-revoke", "post", f"/api/v1/access-requests/{NO_REQUEST}/revoke/", 401, 404, 404, 404, 404, 404, 404),
+    api("api-access-events",     "get",  "/api/v1/access/",                                401, 403, 403, 403, 403, 200, 200),
     api("api-product-runs",      "get",  "/api/v1/products/provisioned-wid/runs/",         401, 200, 200, 200, 200, 200, 200),
     api("api-product-runs",      "post", "/api/v1/products/provisioned-wid/runs/",         401, 403, 403, 202, 202, 202, 202),
     api("api-run-detail",        "get",  "/api/v1/runs/{run}/",                            401, 200, 200, 200, 200, 200, 200),

@@ -347,3 +347,47 @@ def test_mkdocs_can_build_the_generated_sources_on_its_own(api, member, site_roo
                                     "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}, cwd=ROOT)
     assert (out / "growth/customer-churn/index.html").exists()
     assert generate.url_of("growth/customer-churn/index.md") == "growth/customer-churn/"
+
+
+def ports_of(html: str) -> str:
+    return html.split('class="wid-ports"', 1)[1].split("</div>", 1)[0]
+
+
+def test_a_wid_page_shows_the_live_version_its_open_amendment_and_the_live_versions_ports(
+        api, member, platform, settings, tmp_path):
+    settings.LAKE_ROOT = tmp_path / f"lake {HOSTILE}"
+    create(api, member, "orders-core", domain="sales", classification="internal", pii=False,
+           outputs=[{"name": "orders", "kind": "table"}, {"name": "daily", "kind": "feed"},
+                    {"name": "Board.v2", "kind": "dashboard"}])
+    create(api, member, "never-approved")
+    api(member).post("/api/v1/products/orders-core/submit/", format="json")  # approved by the policy
+    product = Product.objects.get(slug="orders-core")
+    live = product.approved_version
+    builder.build()
+
+    html = content(page("orders-core", "sales"))
+    assert f"Live: version {live}</strong>" in html and "amendment in" not in html
+    ports = ports_of(html)
+    assert "<code>pub_orders_core.orders</code>" in ports and "/curated/daily/</code>" in ports
+    assert "<code>Board.v2</code>" in ports and "not published in the warehouse or the lake" in ports
+    assert "lake &lt;script&gt;alert(&quot;wid&quot;)&lt;/script&gt;" in ports  # a location is text, escaped
+    assert "password" not in ports
+    draft = content(page("never-approved"))
+    assert "Live: version" not in draft and "Published once the WID is approved." in ports_of(draft)
+
+    api(member).patch("/api/v1/products/orders-core/", {
+        "version": product.version, "outputs": [{"name": "orders", "kind": "table"}, {"name": "refunds", "kind": "table"}]},
+        format="json")
+    assert builder.build().kind == "incremental"
+
+    html = content(page("orders-core", "sales"))
+    assert f"Live: version {live}; amendment in draft" in html
+    ports = ports_of(html)
+    assert "pub_orders_core.orders" in ports and "/curated/daily/" in ports  # the live version's ports
+    assert "refunds" not in ports and "<code>refunds</code> (table)" in html  # the amendment's outputs, as written
+    api(member).post("/api/v1/products/orders-core/submit/", format="json")
+    builder.build()
+    assert f"Live: version {live + 3}</strong>" in content(page("orders-core", "sales"))  # approved by policy
+    assert "pub_orders_core.refunds" in ports_of(content(page("orders-core", "sales")))
+    for path in builder.published().rglob("*.html"):
+        assert markup_of(path.read_text()) == [], path
