@@ -119,7 +119,16 @@ def bench(args, slugs: list[str]) -> None:
         started = time.time()
         if wids.wid_submit(user=owner, slug=slug).status != "approved":
             sys.exit("the amendment was not approved by policy")
-        return wait_succeeded(slug, after, started)
+        took = wait_succeeded(slug, after, started)
+        if os.environ.get("BENCH_DETAIL"):
+            job = last_job(slug)
+            marks = [("submit", started), ("job created", job.created_at.timestamp()),
+                     ("job started", job.started_at.timestamp())]
+            marks += [(line.text[:60], line.at.timestamp()) for line in job.lines.order_by("number")]
+            marks.append(("finished", job.finished_at.timestamp()))
+            for text, at in marks:
+                print(f"  +{at - started:6.2f} s  {text}")
+        return took
 
     def bare_apply(slug: str) -> float:
         """The same tier change by hand: render the medium tier, init, apply."""

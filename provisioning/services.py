@@ -313,6 +313,8 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
             _set(job, status=Job.Status.APPLYING, step="apply")
             plan = tf.apply()
             _set(job, plan_summary=plan.summary, planned_changes=plan.changed_resources)
+        elif _applied_if_safe(job, tf):
+            pass
         else:
             _set(job, step="plan")
             plan = tf.plan(PLAN_FILE, destroy=job.action == Job.Action.DESTROY)
@@ -359,6 +361,25 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
     else:
         if job.action == Job.Action.DESTROY and job.status == Job.Status.SUCCEEDED:
             _retire_after_destroy(job)
+
+
+def _applied_if_safe(job: Job, tf: terraform.Terraform) -> bool:
+    """An apply the portal started for an approved change (amendment, rotation, access) plans and
+    applies in one terraform run when the plan only creates, updates in place or revokes access:
+    Terraform's own question is answered from the plan it printed. Anything else is declined before
+    a change, and the job takes the usual way (plan file, confirmation when needed)."""
+    if job.action != Job.Action.APPLY or job.origin not in Job.SELF_CONFIRMING or job.confirmed_summary is not None:
+        return False
+    _set(job, status=Job.Status.APPLYING, step="apply")
+    plan, applied = tf.apply_if(lambda p: p.accounted_for and p.only_updates_in_place)
+    _set(job, plan_summary=plan.summary, planned_changes=plan.changed_resources)
+    if applied:
+        _append(job, f"The plan only updated in place or changed access, for an approved change "
+                     f"({job.get_origin_display()}): applied without a confirmation.")
+        return True
+    _append(job, "The plan replaces or destroys something: planning it for a platform member to confirm.")
+    _set(job, status=Job.Status.RUNNING)
+    return False
 
 
 def _retire_after_destroy(job: Job) -> None:

@@ -7,6 +7,7 @@ every output line handed to a callback as soon as it is printed. Failures raise 
 which says whether trying again can help.
 """
 import json
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -47,6 +48,13 @@ class PlanResult:
         return bool(self.change or self.remove)
 
     @property
+    def accounted_for(self) -> bool:
+        """Whether the changes listed are exactly the ones the summary counts (nothing missed in reading)."""
+        verbs = [entry.partition(" ")[0] for entry in self.changed_resources]
+        return (verbs.count("create") + verbs.count("replace"), verbs.count("update"),
+                verbs.count("delete") + verbs.count("replace")) == (self.add, self.change, self.remove)
+
+    @property
     def only_updates_in_place(self) -> bool:
         """Every planned change creates, updates in place, or removes a grant of access (a grant or
         a personal login): nothing is replaced, no data is destroyed."""
@@ -59,6 +67,13 @@ class PlanResult:
             return False
         return True
 
+
+# Terraform 1.0's human plan: one header per resource, then the summary (read by `apply_if`).
+_HUMAN_CHANGE = re.compile(r"^\s*# (?P<addr>\S+) (?P<what>will be created|will be updated in-place|will be destroyed|"
+                           r"must be replaced|will be read during apply)")
+_HUMAN_VERBS = {"will be created": "create", "will be updated in-place": "update", "will be destroyed": "delete",
+                "must be replaced": "replace", "will be read during apply": "read"}
+_HUMAN_SUMMARY = re.compile(r"^Plan: (?P<add>\d+) to add, (?P<change>\d+) to change, (?P<remove>\d+) to destroy\.")
 
 # Resources whose removal revokes access and destroys no data.
 REVOCABLE_RESOURCE_TYPES = ("localplatform_grant", "localplatform_reader")
@@ -100,24 +115,30 @@ class Terraform:
         self.lock_timeout = settings.TERRAFORM_LOCK_TIMEOUT
 
     def _run(self, *args: str, workspace: bool = True, json_lines: bool = False,
-             on_object: Callable[[dict], None] | None = None, ok_codes=(0,)) -> None:
+             on_object: Callable[[dict], None] | None = None, ok_codes=(0,),
+             on_text: Callable[[str], None] | None = None, answer: Callable[[str], str] | None = None) -> None:
         env = dict(self.env) if workspace else {k: v for k, v in self.env.items() if k != "TF_WORKSPACE"}
 
         def on_line(line: str) -> None:
             text, obj = _message(line) if json_lines else (line, None)
             if obj is not None and on_object:
                 on_object(obj)
+            if on_text is not None:
+                on_text(text)
             self.on_line(text)
 
         # An interrupt lets terraform stop cleanly and release its state lock before the grace ends.
         result = process.run([str(self.toolchain.binary), *args], cwd=self.workdir, env=env, on_line=on_line,
                              deadline=self.ends_at - time.monotonic(), should_cancel=self.should_cancel,
-                             cancel_signal=signal.SIGINT, grace=30, poll=0.5, on_start=self.on_start)
+                             cancel_signal=signal.SIGINT, grace=30, poll=0.5, on_start=self.on_start,
+                             answer=answer)
         if result.timed_out:
             raise TerraformError(f"terraform {args[0]} ran past its deadline ({round(self.budget)} s) and was stopped",
                                  permanent=False, exit_code=result.exit_code)
         if result.cancelled:
             raise Cancelled()
+        self._last_exit, self._last_lines = result.exit_code, result.lines_tail
+        self._last_tail = next((t for t in (_message(l)[0] for l in reversed(result.lines_tail)) if t.strip()), "")
         if result.exit_code not in ok_codes:
             lines = result.lines_tail
             tail = next((t for t in (_message(l)[0] for l in reversed(lines)) if t.strip()), "")
@@ -166,6 +187,36 @@ class Terraform:
         self._run("apply", "-json", "-input=false", f"-lock-timeout={self.lock_timeout}", *target,
                   json_lines=True, on_object=self._collector(result))
         return result
+
+    def apply_if(self, judge: Callable[[PlanResult], bool]) -> tuple[PlanResult, bool]:
+        """Plan and apply in one run, answering Terraform's own confirmation with `judge(plan)`: the
+        plan is read from the output before the question (which comes before any change), so a plan
+        the judge refuses changes nothing. (plan, applied); one refresh and one provider start fewer
+        than `plan -out` followed by `apply` of the file."""
+        result = PlanResult()
+        decision = {"asked": False, "yes": False}
+
+        def on_text(text: str) -> None:
+            match = _HUMAN_CHANGE.match(text)
+            if match:
+                result.changed_resources.append(f"{_HUMAN_VERBS[match['what']]} {match['addr']}")
+            summary = _HUMAN_SUMMARY.match(text)
+            if summary:
+                result.add, result.change, result.remove = (int(summary[k]) for k in ("add", "change", "remove"))
+
+        def answer(prompt: str) -> str:
+            decision["asked"] = True
+            decision["yes"] = "Enter a value" in prompt and judge(result)
+            return "yes\n" if decision["yes"] else "no\n"
+
+        self._run("apply", "-input=true", "-no-color", f"-lock-timeout={self.lock_timeout}",
+                  on_text=on_text, answer=answer, ok_codes=(0, 1))
+        if decision["asked"] and not decision["yes"]:
+            return result, False
+        if self._last_exit != 0:
+            raise TerraformError(f"terraform apply failed (exit {self._last_exit}): {self._last_tail}",
+                                 permanent=_is_permanent(self._last_lines), exit_code=self._last_exit)
+        return result, True
 
     def new_workspace(self) -> None:
         self._run("workspace", "new", "-no-color", self.workspace, workspace=False)

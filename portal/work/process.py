@@ -49,13 +49,17 @@ class Result:
 def run(argv: list, *, cwd=None, env: dict | None = None, on_line: Callable[[str], None] = lambda line: None,
         deadline: float | None = None, should_cancel: Callable[[], bool] = lambda: False,
         cancel_signal: int = signal.SIGINT, grace: float = 30.0, preexec: Callable[[], None] | None = None,
-        poll: float = 1.0, on_start: Callable[[int], None] | None = None) -> Result:
+        poll: float = 1.0, on_start: Callable[[int], None] | None = None,
+        answer: Callable[[str], str] | None = None) -> Result:
     """Run `argv` to its end; `deadline` is in seconds from now, `should_cancel` is asked every `poll`
-    seconds, `on_start` gets the process group id. stderr is merged into stdout. Exceptions raised by
-    the callbacks propagate, after the group is killed."""
+    seconds, `on_start` gets the process group id. stderr is merged into stdout. With `answer`, the
+    first time the output stops at a prompt (a line not ended, ending in ": "), `answer(prompt)` is
+    written to the child's standard input, which is then closed. Exceptions raised by the callbacks
+    propagate, after the group is killed."""
     started = time.monotonic()
     ends_at = None if deadline is None else started + deadline
-    child = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    child = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE if answer else subprocess.DEVNULL,
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, start_new_session=True,
                              preexec_fn=_child_setup(os.getpid(), preexec))
     pgid = child.pid
@@ -96,6 +100,14 @@ def run(argv: list, *, cwd=None, env: dict | None = None, on_line: Callable[[str
                     ready = {key.fd for key, _ in selector.select(timeout)}
                     if out in ready and not _read(out, lines):
                         selector.unregister(out)
+                    if answer is not None and lines.pending.endswith(b": "):
+                        prompt = lines.pending.decode("utf-8", errors="replace")
+                        reply, answer = answer(prompt), None
+                        try:
+                            child.stdin.write(reply.encode())
+                            child.stdin.close()
+                        except (BrokenPipeError, OSError):
+                            pass
                     if exited in ready:
                         # What the child printed before it exited is in the pipe: take it, but no more
                         # than a second of what a grandchild may still be printing.
@@ -111,6 +123,11 @@ def run(argv: list, *, cwd=None, env: dict | None = None, on_line: Callable[[str
         _signal_group(pgid, signal.SIGKILL)
         child.wait()
         child.stdout.close()
+        if child.stdin is not None and not child.stdin.closed:
+            try:
+                child.stdin.close()
+            except OSError:
+                pass
         if watchdog is not None:
             watchdog.dismiss()
     return Result(exit_code=child.returncode, lines_tail=list(lines.tail), timed_out=timed_out,
