@@ -319,3 +319,42 @@ def test_a_custodians_decision_with_an_unusual_address_keeps_history_and_index_w
         ("sean.o'brien+data@example.com", "Access approved to orders-core by custodian"),
         (producer_owner.email, f"Access approved to orders-core by {producer_owner.username}"),
         (outsider.email, f"Access requested to orders-core by {outsider.username}")]
+
+
+def test_the_beat_sweep_ends_personal_access_after_its_date_and_the_login_leaves_terraform(
+        api, producer_owner, producer_team, outsider):
+    product = approved_product(producer_owner, producer_team, "orders-core")
+    Job.objects.filter(product=product).update(status="succeeded")
+    request = ask(api, outsider, "orders-core").json()
+    access.decide(user=producer_owner, request_id=request["id"], approve=True, comment="")
+    Job.objects.filter(product=product).update(status="succeeded")
+    assert [r["name"] for r in access.personal_readers(product)] == [f"a_{request['id']}"]
+    assert access.expire_sweep() == 0  # still in its dates
+
+    AccessRequest.objects.filter(pk=request["id"]).update(until=date.today() - timedelta(days=1))
+
+    assert access.expire_sweep() == 1
+    assert AccessRequest.objects.get().status == "expired"
+    assert access.personal_readers(product) == []
+    assert tfvars(services.product_spec(product))["readers"] == []
+    assert Job.objects.filter(product=product, status="queued", origin="access").exists()
+    assert AccessEvent.objects.filter(kind="expired", subject=outsider.username).exists()
+    assert api(outsider).get("/api/v1/products/orders-core/credentials/").status_code == 403
+    assert access.expire_sweep() == 0
+
+
+def test_retiring_a_producer_revokes_its_consumers_grants_by_themselves(producer_owner, producer_team, team, member):
+    producer = approved_product(producer_owner, producer_team, "orders-core", classification="confidential")
+    consumer = approved_product(member, team, "churn-model", depends_on=["orders-core"])
+    Job.objects.update(status="succeeded")
+    access.decide(user=producer_owner, request_id=AccessRequest.objects.get().pk, approve=True, comment="")
+    Job.objects.update(status="succeeded")
+    assert tfvars(services.product_spec(consumer))["reads"] == ["orders-core"]
+
+    # What the producer's successful destroy does (provisioning.services._record_success).
+    Provisioning.objects.filter(product=producer).update(provisioned=False, retired=True)
+    access.after_provisioned(producer, retired=True)
+
+    assert tfvars(services.product_spec(consumer))["reads"] == []
+    assert Job.objects.filter(product=consumer, status="queued", origin="access").exists()
+    assert AccessRequest.objects.get().status == "revoked"
