@@ -92,6 +92,9 @@ def _destroy_all(api, platform, slugs, log):
         api(platform).post(f"/api/v1/jobs/{job.pk}/confirm/")
         wait_until(lambda: _finished(job.pk) and _finished(job.pk).status != "planned", timeout=120,
                    what="destroy", log=log)
+        # The worker then retires the WID (a git commit): done before the next test shares the repository.
+        wait_until(lambda: Product.objects.filter(slug=slug, status="retired").exists(), timeout=60,
+                   what=f"{slug} retired", log=log)
 
 
 def test_an_amendment_changes_the_tier_in_place_keeping_data_and_credentials(e2e, api, provisioning_on):
