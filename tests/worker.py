@@ -47,6 +47,9 @@ def _ensure_database(url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+TEST_DEPLOYMENT = f"tests-{os.getpid()}"
+
+
 def portal_env(paths: dict, **overrides: str) -> dict:
     """The environment of a portal process (worker, beat, web) started by a test, on the test database."""
     db = connection.settings_dict
@@ -56,6 +59,9 @@ def portal_env(paths: dict, **overrides: str) -> dict:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "WID_REPO_PATH": str(paths["repo"]),
         "WID_REPO_REMOTE": str(paths["remote"]),
+        # One write lock for the test process and the portal's processes (the lock is per deployment:
+        # by default its remote's URL, which the test process does not always set).
+        "DEPLOYMENT_NAME": TEST_DEPLOYMENT,
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(paths["mail"]),
         "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
@@ -110,6 +116,7 @@ def e2e(settings, e2e_paths, celery_worker_process, transactional_db):
     """
     settings.WID_REPO_PATH = e2e_paths["repo"]
     settings.WID_REPO_REMOTE = ""
+    settings.DEPLOYMENT_NAME = TEST_DEPLOYMENT  # the worker's write lock, whatever the remote
     settings.WID_SITE_ROOT = e2e_paths["site"]
     yield e2e_paths
     _wait_for_idle_worker(e2e_paths["log"])
