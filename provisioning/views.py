@@ -21,7 +21,7 @@ from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
 from provisioning import access, dashboards, ports, services, webhooks
-from provisioning.forms import DashboardForm, JobFilterForm
+from provisioning.forms import AccessFilterForm, DashboardForm, JobFilterForm
 from provisioning.models import AccessEvent, AccessRequest, CredentialRead, Job, Provisioning
 
 
@@ -236,29 +236,6 @@ def credentials_rotate(request, slug):
 
 
 # --- The platform's access report -----------------------------------------------------------------
-class AccessFilterForm(forms.Form):
-    product = LineFormField(required=False, max_length=42, label="Product", help_text="Its slug.")
-    team = forms.ChoiceField(required=False)
-    kind = forms.ChoiceField(required=False, choices=[("", "any"), *AccessEvent.Kind.choices])
-    subject = LineFormField(required=False, max_length=254, label="Person or product",
-                            help_text="A username or a product's slug: the event's subject or actor.")
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
-
-    def __init__(self, *args, teams=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["team"].choices = [("", "any"), *((t.slug, t.slug) for t in teams)]
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("since") and cleaned.get("until") and cleaned["since"] > cleaned["until"]:
-            self.add_error("until", "The end date is before the start date.")
-        return cleaned
-
-    def params(self) -> dict[str, str]:
-        return {name: str(value) for name, value in self.cleaned_data.items() if value}
-
-
 CSV_COLUMNS = ("at", "product", "team", "kind", "subject_kind", "subject", "actor", "detail", "request")
 # A spreadsheet reads a cell that begins with one of these as a formula (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
