@@ -7,12 +7,13 @@ changes nothing; a failure after it (the index, a receiver of the event, the tra
 commit) rolls the transaction back and takes the git commits back, still under the lock.
 """
 import logging
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import partial
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone as dj_timezone
 
@@ -228,16 +229,22 @@ def _write_lock(repo):
     Under it, a shared deployment's copy first takes the remote's tip, and a save pushes before
     its transaction commits (other machines read the remote). The commits are taken back only
     when the transaction did not commit and nothing was pushed: a callback that raises after the
-    commit (the on_commit mark below runs first) leaves git as the index knows it.
+    commit (the on_commit mark below runs first) leaves git as the index knows it. When the
+    connection breaks, perhaps in the COMMIT itself, PostgreSQL is asked whether the transaction
+    committed after all; if it cannot tell, git keeps the commits (the index is rebuilt from git,
+    never the other way round).
     """
     try:
         with repo.locked():
             repo.sync()
             start = repo.head()
             outcome = {"committed": False, "pushed": False}
+            xid = None
             try:
                 with transaction.atomic():
                     transaction.on_commit(partial(outcome.__setitem__, "committed", True))
+                    if len(connection.atomic_blocks) == 1:  # the outermost: its COMMIT is the real one
+                        xid = _transaction_id()
                     yield
                     if repo.shared and repo.head() != start:
                         repo.push()
@@ -248,6 +255,22 @@ def _write_lock(repo):
                     _reindex([behind.path])
                 raise Conflict("The index was behind the WID repository and has been brought up to date: "
                                "reload the WID and apply your change again.") from None
+            except (OperationalError, InterfaceError) as lost:
+                # The connection broke: perhaps during COMMIT, whose outcome the client never heard.
+                # Git is the truth and the index can be rebuilt from it, so the commits are taken
+                # back only when the database says the transaction did not commit.
+                if not (outcome["committed"] or outcome["pushed"]):
+                    committed = _committed_after_all(xid)
+                    if committed is False:
+                        try:
+                            repo.rewind(start)
+                        except GitError:
+                            logger.exception("could not take back the commits after %s", start)
+                    else:
+                        logger.error("the database connection broke while saving (%s); the transaction %s, "
+                                     "so the WID commits after %s stay", lost, "committed" if committed else
+                                     "may have committed", start)
+                raise
             except BaseException:
                 if not (outcome["committed"] or outcome["pushed"]):
                     try:
@@ -261,6 +284,38 @@ def _write_lock(repo):
         logger.error("WID repository unavailable: %s", exc)
         detail = str(exc) if isinstance(exc, RepositoryMissing) else "it could not reach its remote or its files"
         raise Unavailable(f"The WID repository cannot take changes now ({detail}); nothing was saved.") from exc
+
+
+def _transaction_id() -> int | None:
+    """The transaction's id, to ask PostgreSQL afterwards whether it committed."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT txid_current()")
+            return cursor.fetchone()[0]
+    except DatabaseError:
+        return None
+
+
+def _committed_after_all(xid: int | None, *, wait: float = 10.0) -> bool | None:
+    """Whether the transaction `xid` committed (True), did not (False), or nobody can tell (None:
+    the database stayed out of reach for `wait` seconds). Asked on a new connection, since the
+    old one broke; a transaction cut by a crash is reported aborted once the server is back."""
+    if xid is None or connection.in_atomic_block:
+        return None if xid is not None else False
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            connection.close()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT txid_status(%s)", [xid])
+                status = cursor.fetchone()[0]
+            if status in ("committed", "aborted"):
+                return status == "committed"
+        except DatabaseError:
+            pass
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
 
 
 def _commit(doc: WidDocument, *, author: Author, message: str) -> Product:
