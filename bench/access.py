@@ -12,64 +12,26 @@ Uses databases of its own (portal_bench_access, portal_tfstate_bench_access) and
 """
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RUN = uuid.uuid4().hex[:4]
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal_bench_access",
-    "TF_STATE_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal_tfstate_bench_access",
-    "TERRAFORM_WORKDIR": str(ROOT / "var" / "bench-access-tf-work"),
-    "LAKE_ROOT": str(ROOT / "var" / "bench-access-lake"),
-    "PIPELINES_ROOT": str(ROOT / "var" / "bench-access-pipelines"),
-    "WID_REPO_PATH": str(Path(tempfile.mkdtemp(prefix="bench-access-wids-")) / "repo"),
-    "CELERY_TASK_DEFAULT_QUEUE": f"portal-bench-access-{RUN}",
-    "PROVISION_ON_APPROVAL_TARGETS": "local",
-    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-    "LOG_LEVEL": "WARNING",
-}
-os.environ.update(ENV)
-DATABASES = ("portal_bench_access", "portal_tfstate_bench_access")
-READERS: list[str] = []  # personal logins made in this run, dropped at the end
+from harness import BenchPortal
+
+PORTAL = BenchPortal("access", prefix="a")  # sets the environment: before Django
+RUN, ENV = PORTAL.run, PORTAL.env
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        for name in DATABASES:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "services.py")], check=True, stdout=subprocess.DEVNULL)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", ENV["CELERY_TASK_DEFAULT_QUEUE"],
-         "--concurrency", "2", "--loglevel", "WARNING", "-n", f"bench-access-{RUN}@%h"],
-        cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     slugs: list[str] = []
-    try:
+    with PORTAL.running():
         bench(args, slugs)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        cleanup(slugs)
 
 
 def bench(args, slugs: list[str]) -> None:
@@ -168,7 +130,7 @@ def bench(args, slugs: list[str]) -> None:
             time.sleep(0.1)  # the worker idle, as the goal says
         request = access.request_personal(user=reader, product=product, purpose=f"bench {n}",
                                           until=date.today() + timedelta(days=7))
-        READERS.append(request.role_name)
+        PORTAL.readers.append(request.role_name)
         started = time.perf_counter()
         access.decide(user=owner, request_id=request.pk, approve=True, comment="")
         while True:
@@ -184,30 +146,6 @@ def bench(args, slugs: list[str]) -> None:
         access.revoke(user=owner, request_id=request.pk)
     print(f"access approved to readable: median {statistics.median(times):.2f} s, max {max(times):.2f} s over "
           f"{len(times)} requests (goal: median under 10 s)")
-
-
-def cleanup(slugs: list[str]) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from provisioning import services
-
-    with psycopg.connect(services.warehouse_dsn(), autocommit=True) as admin:
-        pattern = f"^(p|pub|r)_a{RUN}_"
-        for (name,) in admin.execute("SELECT nspname FROM pg_namespace WHERE nspname ~ %s", [pattern]).fetchall():
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-        for (name,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname ~ %s OR rolname = ANY(%s)",
-                                     [pattern, READERS]).fetchall():
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [name])
-            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-        admin.execute("DELETE FROM platform_registry.compute_queues WHERE product ~ %s", [f"^a{RUN}-"])
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        for name in DATABASES:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    for key in ("TERRAFORM_WORKDIR", "LAKE_ROOT", "PIPELINES_ROOT"):
-        shutil.rmtree(ENV[key], ignore_errors=True)
-    shutil.rmtree(Path(ENV["WID_REPO_PATH"]).parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

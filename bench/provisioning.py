@@ -9,7 +9,8 @@
    (index rows, jobs with logs, Terraform workspaces in the state database).
 3. Throughput: a burst of 20 products approved at once with 2 worker processes: total wall time
    and the slowest product's approval-to-`succeeded` time.
-Uses databases of its own (portal_bench, portal_tfstate_bench) and var/bench-*; cleans up after.
+Uses databases of its own (portal_bench_provisioning, portal_tfstate_bench_provisioning) and
+var/bench-provisioning-*; cleans up after (bench/harness.py).
 """
 import argparse
 import os
@@ -19,26 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-RUN = uuid.uuid4().hex[:4]
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-    "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"),
-    "TF_STATE_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal_tfstate_bench",
-    "TERRAFORM_WORKDIR": str(ROOT / "var" / "bench-tf-work"),
-    "LAKE_ROOT": str(ROOT / "var" / "bench-lake"),
-    "PIPELINES_ROOT": str(ROOT / "var" / "bench-pipelines"),
-    "WID_REPO_PATH": str(Path(tempfile.mkdtemp(prefix="bench-wids-")) / "repo"),
-    "CELERY_TASK_DEFAULT_QUEUE": f"portal-bench-{RUN}",
-    "PROVISION_ON_APPROVAL_TARGETS": "local",
-    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-    "LOG_LEVEL": "WARNING",
-}
-os.environ.update(ENV)
+from harness import BenchPortal
+
+# Sets the environment: before Django.
+PORTAL = BenchPortal("provisioning", prefix="b", database_url=os.environ.get("BENCH_DATABASE_URL"))
+RUN, ENV = PORTAL.run, PORTAL.env
 
 
 def main() -> None:
@@ -46,29 +34,9 @@ def main() -> None:
     parser.add_argument("--existing", type=int, default=200)
     parser.add_argument("--burst", type=int, default=20)
     args = parser.parse_args()
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS portal_tfstate_bench WITH (FORCE)")
-        conn.execute("DROP DATABASE IF EXISTS portal_bench WITH (FORCE)")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "services.py")], check=True, stdout=subprocess.DEVNULL)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", ENV["CELERY_TASK_DEFAULT_QUEUE"],
-         "--concurrency", "2", "--loglevel", "WARNING", "-n", f"bench-{RUN}@%h"],
-        cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     slugs: list[str] = []
-    try:
+    with PORTAL.running():
         bench(args, slugs)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        cleanup(slugs)
 
 
 def bench(args, slugs: list[str]) -> None:
@@ -191,33 +159,6 @@ def seed_existing(count: int, owner) -> None:
         subprocess.run([str(toolchain.binary), "workspace", "new", p.slug], cwd=workdir, env=toolchain.env,
                        check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(workdir)
-
-
-def cleanup(slugs: list[str]) -> None:
-    import psycopg
-    from psycopg import sql
-
-    from provisioning import services
-
-    with psycopg.connect(services.warehouse_dsn(), autocommit=True) as admin:
-        for slug in slugs:
-            name = "p_" + slug.replace("-", "_")
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-            if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone():
-                admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-        admin.execute("DELETE FROM platform_registry.compute_queues WHERE product ~ '^b[0-9a-f]{4}-'")
-        # Leftovers of an earlier run that was interrupted.
-        for (name,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname ~ '^p_b[0-9a-f]{4}_'").fetchall():
-            admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS portal_tfstate_bench WITH (FORCE)")
-        conn.execute("DROP DATABASE IF EXISTS portal_bench WITH (FORCE)")
-    for key in ("TERRAFORM_WORKDIR", "LAKE_ROOT", "PIPELINES_ROOT"):
-        shutil.rmtree(ENV[key], ignore_errors=True)
-    shutil.rmtree(Path(ENV["WID_REPO_PATH"]).parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from onboarding import selectors as onboarding
-from onboarding.validation import LineFormField
 from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
@@ -48,24 +47,12 @@ def job_detail(request, job_id):
     })
 
 
-def _run(request, call, fallback):
-    try:
-        return call()
-    except NotAllowed as exc:
-        raise PermissionDenied(exc.detail) from exc
-    except NotFound as exc:
-        raise Http404(exc.detail) from exc
-    except PortalError as exc:
-        messages.error(request, exc.detail)
-        return fallback
-
-
 @login_required
 @require_POST
 def job_start(request, slug):
     product = or_404(onboarding.product_get, slug)
-    job = _run(request, lambda: services.job_start(user=request.user, product=product,
-                                                   action=request.POST.get("action", "")), None)
+    job = _act(request, lambda: services.job_start(user=request.user, product=product,
+                                                   action=request.POST.get("action", "")))
     return redirect("job-detail", job_id=job.pk) if job else redirect("product-detail", slug=slug)
 
 
@@ -78,7 +65,7 @@ def job_action(request, job_id, action):
     if action not in _JOB_ACTIONS:
         raise Http404("No such action.")
     job = or_404(services.job_get, job_id)
-    result = _run(request, lambda: _JOB_ACTIONS[action](user=request.user, job=job), None)
+    result = _act(request, lambda: _JOB_ACTIONS[action](user=request.user, job=job))
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
         if result:

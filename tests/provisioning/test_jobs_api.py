@@ -189,3 +189,12 @@ def test_the_platform_starts_a_job_from_the_product_page(client, platform, appro
     job = Job.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/jobs/{job.pk}/"
     assert job.action == "plan" and job.requested_by == platform
+
+
+def test_a_refused_job_on_the_product_page_says_which_field_and_starts_nothing(client, platform, approved):
+    client.force_login(platform)
+
+    response = client.post("/products/churn/jobs/", {"action": "explode"}, follow=True)
+
+    assert not Job.objects.exists()
+    assert [str(m) for m in response.context["messages"]] == ["Action: Choose one of: plan, apply, destroy."]
