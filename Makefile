@@ -38,8 +38,10 @@ run: demo
 	@echo "A process that exits is started again (scripts/supervise.py)."
 	$(VENV)/bin/honcho start --port $(PORT)
 
+# Two processes (tests/conftest.py says which tests share one); TEST_PROCESSES=0 runs them in this one.
+TEST_PROCESSES ?= 2
 test: services browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 
 bench: migrate
 	$(PY) bench/wid_save.py

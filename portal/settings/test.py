@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from portal.settings.base import *  # noqa: F403
@@ -10,11 +11,20 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.locm
 # Unit tests point this at a fresh repository each (tests/conftest.py); a worker gets it from the environment.
 WID_REPO_PATH = Path(env.str("WID_REPO_PATH", default=str(BASE_DIR / "var" / "test-wid-repo")))
 WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test")
+
+
+def _own(queue: str) -> str:
+    """Each pytest-xdist process (`make test` runs two) has queues of its own: its tasks name rows of
+    its own database. Idempotent, since the portal processes a test starts inherit both variables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"{queue}-{worker}" if worker and not queue.endswith(f"-{worker}") else queue
+
+
+CELERY_TASK_DEFAULT_QUEUE = _own(env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test"))
 # Only the reconciler: fault tests run beat (tests/faults), nothing else does.
 CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"]}
-WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site")
-RUNS_QUEUE = env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs")
+WID_SITE_QUEUE = _own(env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site"))
+RUNS_QUEUE = _own(env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs"))
 CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},
                       "provisioning.tasks.execute_run": {"queue": RUNS_QUEUE}}
 # Tests that follow the site turn this on (and give the site a directory of their own).
