@@ -335,8 +335,6 @@ def port_usage(product, *, user) -> list[dict]:
     """Per output port of the live version: who can read it (grants and approved people), who did and
     when last, whose reads were refused. People's names only for the product's team and the platform
     (the access report's rule); anyone else sees their own name and "a person" for the others."""
-    from provisioning.services import live_meta
-
     names = access.user_may_see_report(user, product)
     can = access.readers_now(product)
     reads = defaultdict(list)
@@ -347,7 +345,7 @@ def port_usage(product, *, user) -> list[dict]:
         return name if kind != PortRead.ReaderKind.PERSON or names or name == user.username else None
 
     ports = []
-    for output in live_meta(product)["outputs"]:
+    for output in live_outputs(product):
         kind, rows = output["kind"], reads.get(output["name"], [])
         can_read = []
         if kind in MEASURED_KINDS:

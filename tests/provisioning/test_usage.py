@@ -53,6 +53,9 @@ class Warehouse:
         self.admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role),
                                                                               sql.Literal(PASSWORD)))
         self.roles.append(role)
+        # The provider takes CONNECT away from PUBLIC and gives it to each login.
+        self.admin.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(self.admin.info.dbname), sql.Identifier(role)))
 
     def storage(self, slug: str, tables=("orders",)) -> dict:
         """A product's login owning its published schema with `tables`, and the readers role."""
