@@ -26,7 +26,7 @@ from onboarding.validation import markdown_too_costly
 from onboarding.widrepo import CommitInfo, get_repository
 from provisioning.ports import location
 from provisioning.rendering import published_schema
-from provisioning.selectors import status_summaries
+from provisioning.selectors import status_summaries, usage_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class SiteData:
     products: list
     status: dict[int, dict]
     edges: list[tuple[str, str]]
+    usage: dict[int, dict] = field(default_factory=dict)  # {product id: {port: who read it, by day}}
     by_slug: dict = field(default_factory=dict)
     links: tuple = ()
 
@@ -78,7 +79,7 @@ def load() -> SiteData:
     products = list(Product.objects.select_related("team").order_by("slug"))
     known = {p.slug for p in products}
     edges = [(up, p.slug) for p in products for up in p.depends_on if up in known]
-    return SiteData(products=products, status=status_summaries(), edges=edges)
+    return SiteData(products=products, status=status_summaries(), edges=edges, usage=usage_summaries())
 
 
 def index_page_paths(data: SiteData) -> list[str]:
@@ -190,6 +191,7 @@ def wid_fingerprint(data: SiteData, product) -> str:
         "version": VERSION, "head": product.head_sha, "team": product.team.name,
         "status": data.status.get(product.id), "portal": settings.PORTAL_BASE_URL,
         "ports": [published_schema(product.slug), str(settings.LAKE_ROOT)],  # where its ports are published
+        "usage": data.usage.get(product.id),  # by day: a page changes at most daily per reader
         "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -254,8 +256,8 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
     live = _live_meta(repo, product, meta, history)
     return _page(product.name, render_to_string("docs_site/wid.html", {
         "amendment": product.approved_version is not None and product.status in AMENDMENT_STATUSES,
-        "ports": [{"name": o["name"], "kind": o["kind"], "location": location(slug, o)}
-                  for o in (live or {}).get("outputs", [])],
+        "ports": [{"name": o["name"], "kind": o["kind"], "location": location(slug, o),
+                   "usage": _port_usage(data, product, o, base)} for o in (live or {}).get("outputs", [])],
         "p": product, "meta": meta, "base": base, "unreadable": unreadable,
         "sections": [(title, _section_html(sections.get(key, ""))) for key, title in widfile.SECTIONS],
         "reviews": reviews, "history": [(len(history) - i, c) for i, c in enumerate(history)],
@@ -263,6 +265,20 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
         "missing": [s for s in product.depends_on if s not in data.by_slug],
         "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
     }))
+
+
+def _port_usage(data: SiteData, product, output: dict, base: str) -> dict | None:
+    """Who read a table or feed port, measured (provisioning's usage): products and runs linked, by
+    day, people only counted. None for ports that are not measured."""
+    if output["kind"] not in ("table", "feed"):
+        return None
+    seen = (data.usage.get(product.id) or {}).get(output["name"]) or {"products": [], "runs": [], "people": 0}
+
+    def linked(readers):
+        return [{"slug": slug, "day": day, "href": f"{base}{data.by_slug[slug].domain}/{slug}/"
+                 if slug in data.by_slug else ""} for slug, day in readers]
+
+    return {"products": linked(seen["products"]), "runs": linked(seen["runs"]), "people": seen["people"]}
 
 
 def _live_meta(repo, product, meta: dict, history: list[CommitInfo]) -> dict | None:

@@ -1,4 +1,4 @@
-"""REST API of access: output ports, access requests and decisions, rotation, the access report."""
+"""REST API of access: output ports, access requests and decisions, rotation, the access report, usage."""
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -8,8 +8,8 @@ from onboarding import selectors as onboarding
 from onboarding.apis import validated
 from onboarding.validation import TextField
 from portal.errors import NotAllowed, error_responses
-from provisioning import access, ports
-from provisioning.models import AccessEvent, AccessRequest
+from provisioning import access, ports, usage
+from provisioning.models import AccessEvent, AccessRequest, PortRead
 
 
 class PortOutput(serializers.Serializer):
@@ -191,3 +191,50 @@ class AccessEventsApi(APIView):
             raise NotAllowed("The platform-wide access report is the platform team's.")
         return Response(AccessEventOutput(ports.filtered_events(request.query_params)[:5000], many=True).data)
 
+
+
+class CanReadOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["product", "person"])
+    who = serializers.CharField(allow_null=True, help_text="a product's slug; a person's username, or null when "
+                                                           "hidden (only the team and the platform see names)")
+    team = serializers.CharField(allow_null=True, help_text="a product's team")
+    until = serializers.DateField(allow_null=True, help_text="a person's last day")
+
+
+class ReadByOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=PortRead.ReaderKind.values,
+                                   help_text="product: its login read; person: a personal login read; "
+                                             "run: a successful run of a consumer (feeds)")
+    who = serializers.CharField(allow_null=True)
+    first_read_at = serializers.DateTimeField()
+    last_read_at = serializers.DateTimeField(help_text="the sample that saw the read (every USAGE_SAMPLE_SECONDS), "
+                                                       "or the run's end")
+    reads = serializers.IntegerField(help_text="statements (or runs) counted")
+
+
+class FailedReadOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=PortRead.ReaderKind.values)
+    who = serializers.CharField(allow_null=True)
+    last_failed_at = serializers.DateTimeField()
+    failed_reads = serializers.IntegerField()
+    error = serializers.CharField(help_text="the warehouse's last refusal, e.g. permission denied for schema ...")
+
+
+class PortUsageOutput(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    measured = serializers.BooleanField(help_text="table and feed ports; the others are read outside the warehouse")
+    can_read = CanReadOutput(many=True)
+    read_by = ReadByOutput(many=True)
+    failed_reads = FailedReadOutput(many=True)
+
+
+class ProductUsageApi(APIView):
+    @extend_schema(responses={200: PortUsageOutput(many=True), **error_responses(400, 403, 404)},
+                   description="Per output port of the approved version: who can read it, who did (measured in "
+                               "the warehouse: statements of consumers' and people's logins naming its table; for "
+                               "a feed, consumers' successful runs) and when last, and refused reads. Anyone "
+                               "signed in; people's names for the product's team and the platform only.")
+    def get(self, request, slug):
+        product = onboarding.product_get(slug)
+        return Response(PortUsageOutput(usage.port_usage(product, user=request.user), many=True).data)

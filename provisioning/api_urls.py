@@ -10,6 +10,7 @@ urlpatterns = [
     path("products/<slug:slug>/credentials/rotate/", access_apis.CredentialsRotateApi.as_view(),
          name="api-product-credentials-rotate"),
     path("products/<slug:slug>/ports/", access_apis.ProductPortsApi.as_view(), name="api-product-ports"),
+    path("products/<slug:slug>/usage/", access_apis.ProductUsageApi.as_view(), name="api-product-usage"),
     path("products/<slug:slug>/access/", access_apis.ProductAccessApi.as_view(), name="api-product-access"),
     path("products/<slug:slug>/access-requests/", access_apis.ProductAccessRequestListApi.as_view(),
          name="api-product-access-requests"),

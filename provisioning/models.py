@@ -248,3 +248,59 @@ class RunLogLine(LogLine):
     class Meta:
         ordering = ["run", "number"]
         constraints = [models.UniqueConstraint(fields=["run", "number"], name="one_run_log_line_per_number")]
+
+
+class PortRead(models.Model):
+    """Measured use of one output port by one reader (docs/adr/0019): a consumer product's login or a
+    person's login whose statements named the port's table (pg_stat_statements), or, for a feed, a
+    consumer's successful run (its confinement mounts the producer's curated/ folder). Refused reads
+    (permission denied in the warehouse's log) count apart. Written only by the usage sampler."""
+
+    class ReaderKind(models.TextChoices):
+        PRODUCT = "product"
+        PERSON = "person"
+        RUN = "run"
+
+    product = models.ForeignKey("onboarding.Product", on_delete=models.CASCADE, related_name="port_reads",
+                                help_text="the producer")
+    port = models.CharField(max_length=63)
+    reader_kind = models.CharField(max_length=10, choices=ReaderKind.choices)
+    reader = models.CharField(max_length=150, help_text="a consumer's slug or a person's username")
+    role = models.CharField(max_length=64, blank=True, help_text="the warehouse login last seen reading")
+    first_seen = models.DateTimeField()
+    reads = models.PositiveBigIntegerField(default=0)
+    last_read_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    failed_reads = models.PositiveBigIntegerField(default=0)
+    last_failed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["product", "port", "reader_kind", "reader"]
+        constraints = [models.UniqueConstraint(fields=["product", "port", "reader_kind", "reader"],
+                                               name="one_port_read_per_reader")]
+
+
+class StatementCount(models.Model):
+    """The calls of one pg_stat_statements entry at the last sample, for entries of readers' logins
+    that name a published schema: the next sample counts only what grew."""
+
+    userid = models.BigIntegerField(help_text="the role's oid")
+    dbid = models.BigIntegerField()
+    queryid = models.BigIntegerField()
+    toplevel = models.BooleanField()
+    calls = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["userid", "dbid", "queryid", "toplevel"],
+                                               name="one_count_per_statement")]
+
+
+class UsageCursor(models.Model):
+    """Where the usage sampler stopped: one row, locked while a sample runs, so samples never overlap.
+    A part never sampled yet takes a baseline instead of counting (what happened before is not dated)."""
+
+    statements_at = models.DateTimeField(null=True, blank=True, help_text="last sample of pg_stat_statements")
+    stats_reset = models.DateTimeField(null=True, blank=True, help_text="pg_stat_statements_info.stats_reset seen")
+    log_positions = models.JSONField(null=True, blank=True,
+                                     help_text="{log file: {offset, modified}} read up to, in the warehouse's log")
+    runs_until = models.DateTimeField(null=True, blank=True, help_text="runs finished up to here are counted")

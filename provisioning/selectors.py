@@ -1,5 +1,12 @@
 """Reads of provisioning for other parts of the portal (the WID site, the dashboards)."""
-from provisioning.models import Job, Provisioning
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from provisioning.models import Job, PortRead, Provisioning
 from provisioning.services import REDACTED
 
 
@@ -21,3 +28,46 @@ def status_summaries() -> dict[int, dict]:
         summaries.setdefault(product_id, {"provisioned": False, "retired": False, "outputs": {}, "last_job": None})
         summaries[product_id]["active_job"] = {"id": job_id, "action": action, "status": status}
     return summaries
+
+
+def usage_summaries() -> dict[int, dict[str, dict]]:
+    """{product id: {port: {products, runs, people, last_read}}} for the public WID site: the readers'
+    products and runs with the day they last read, people only counted, never named."""
+    summaries: dict[int, dict[str, dict]] = defaultdict(dict)
+    for row in PortRead.objects.filter(reads__gt=0).order_by("product_id", "port", "reader_kind", "reader"):
+        port = summaries[row.product_id].setdefault(row.port, {"products": [], "runs": [], "people": 0,
+                                                               "last_read": None})
+        day = row.last_read_at.date()
+        if row.reader_kind == PortRead.ReaderKind.PERSON:
+            port["people"] += 1
+        else:
+            port["products" if row.reader_kind == PortRead.ReaderKind.PRODUCT else "runs"].append((row.reader, day))
+        port["last_read"] = max(filter(None, (port["last_read"], day)))
+    return dict(summaries)
+
+
+def unused_products(days: int | None = None, *, now: datetime | None = None) -> list[dict]:
+    """Retirement candidates: provisioned products with a table or feed port (in the index) first
+    provisioned at least `days` (UNUSED_AFTER_DAYS) ago that nobody read, nor tried to read, since.
+    A refused read counts as a try: someone still wants the data. Oldest last read first, never first."""
+    days = settings.UNUSED_AFTER_DAYS if days is None else days
+    since = (now or timezone.now()) - timedelta(days=days)
+    first_apply = (Job.objects.filter(product=OuterRef("product"), action=Job.Action.APPLY,
+                                      status=Job.Status.SUCCEEDED).order_by("finished_at").values("finished_at")[:1])
+    last_read = (PortRead.objects.filter(product=OuterRef("product"), last_read_at__isnull=False)
+                 .order_by("-last_read_at").values("last_read_at")[:1])
+    last_try = (PortRead.objects.filter(product=OuterRef("product"), last_failed_at__isnull=False)
+                .order_by("-last_failed_at").values("last_failed_at")[:1])
+    measurable = Q(product__outputs__contains=[{"kind": "table"}]) | Q(product__outputs__contains=[{"kind": "feed"}])
+    states = (Provisioning.objects.filter(measurable, provisioned=True, retired=False)
+              .annotate(first_provisioned=Subquery(first_apply), last_read=Subquery(last_read),
+                        last_try=Subquery(last_try))
+              .filter(first_provisioned__lte=since)
+              .filter(Q(last_read__isnull=True) | Q(last_read__lt=since))
+              .filter(Q(last_try__isnull=True) | Q(last_try__lt=since))
+              .select_related("product", "product__team")
+              .only("product__slug", "product__name", "product__team__slug", "product__status")
+              .order_by(F("last_read").asc(nulls_first=True), "product__slug"))
+    return [{"slug": s.product.slug, "name": s.product.name, "team": s.product.team.slug,
+             "status": s.product.status, "first_provisioned": s.first_provisioned, "last_read_at": s.last_read}
+            for s in states]

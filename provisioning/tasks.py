@@ -58,3 +58,11 @@ def log_access_events() -> int:
     from provisioning import access
 
     return access.log_access_events()
+
+
+@shared_task
+def sample_usage() -> dict:
+    """Beat's `sample-usage`, every USAGE_SAMPLE_SECONDS: what readers read in the warehouse since the last."""
+    from provisioning import usage
+
+    return usage.sample()

@@ -19,7 +19,7 @@ from onboarding import selectors as onboarding
 from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
-from provisioning import access, dashboards, ports, services, webhooks
+from provisioning import access, dashboards, ports, selectors, services, usage, webhooks
 from provisioning.forms import AccessFilterForm, DashboardForm, JobFilterForm
 from provisioning.models import AccessEvent, AccessRequest, CredentialRead, Job, Provisioning
 
@@ -31,6 +31,8 @@ def product_panel(request, product) -> str:
     user = request.user
     return render_to_string("provisioning/product_panel.html", {
         "product": product, "jobs": jobs, "state": state,
+        "usage": usage.port_usage(product, user=user) if state and (state.provisioned or state.retired) else None,
+        "usage_every": settings.USAGE_SAMPLE_SECONDS,
         "active": next((j for j in jobs if j.is_active), None),
         "can_plan": services.user_can_start(user, product, Job.Action.PLAN),
         "can_apply": services.user_can_start(user, product, Job.Action.APPLY),
@@ -341,15 +343,17 @@ def dashboard(request):
         active, active_count = dashboards.active_jobs()
         failures, failure_count = dashboards.recent_failures(days=days)
         drifted, drift_count = dashboards.drifted()
+        unused = selectors.unused_products()
         weeks = dashboards.lead_times()
         return {"queue": queue, "queue_count": queue_count, "active": active, "active_count": active_count,
                 "failures": failures, "failure_count": failure_count, "drifted": drifted, "drift_count": drift_count,
+                "unused": unused[:50], "unused_count": len(unused), "unused_days": settings.UNUSED_AFTER_DAYS,
                 "weeks": weeks, "chart": dashboards.lead_time_chart(weeks)}
 
     # The sections are computed only when rendered, not when they come from the page cache; they are
     # the same for every platform member, and their forms get each one's CSRF token (pagecache).
-    cache_key = [pagecache.product_fingerprint(), pagecache.job_fingerprint(), request.GET.urlencode()] \
-        if pagecache.enabled() else None
+    cache_key = [pagecache.product_fingerprint(), pagecache.job_fingerprint(), usage.fingerprint(),
+                 request.GET.urlencode()] if pagecache.enabled() else None
     response = render(request, "provisioning/dashboard.html", {
         "form": form, "days": days, "d": SimpleLazyObject(sections), "webhook": webhooks.health(),
         "work": kernel.health(),

@@ -151,18 +151,82 @@ def ensure_warehouse() -> None:
                            check=True, stdout=subprocess.DEVNULL)
         finally:
             pwfile.unlink()
+        with open(data / "postgresql.conf", "a") as conf:
+            conf.write("\n# Usage measured in the warehouse (docs/adr/0019).\n")
+            conf.writelines(f"{name} = '{value}'\n" for name, value in WAREHOUSE_SETTINGS.items())
+    pg_ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+              "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w"]
     if not reachable("127.0.0.1", port):
         say(f"starting the local warehouse cluster on port {port}")
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
-                        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "-w", "start"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*pg_ctl, "start"], check=True, stdout=subprocess.DEVNULL, timeout=120)
         wait_for("127.0.0.1", port, "the warehouse")
     import psycopg
 
     admin = f"postgresql://warehouse_admin:{password_file.read_text().strip()}@127.0.0.1:{port}/postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
+        restart = configure_warehouse(conn)
+    if restart:
+        if not (data / "postmaster.pid").exists():
+            sys.exit(f"services: the warehouse on port {port} is not the cluster in {data}; restart it yourself "
+                     "to load pg_stat_statements")
+        say("restarting the local warehouse once to load pg_stat_statements and its JSON log")
+        subprocess.run([*pg_ctl, "-m", "fast", "restart"], check=True, stdout=subprocess.DEVNULL, timeout=120)
+        wait_for("127.0.0.1", port, "the warehouse")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            configure_warehouse(conn)
+    with psycopg.connect(admin, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'warehouse'").fetchone():
             conn.execute("CREATE DATABASE warehouse")
+    with psycopg.connect(admin.rsplit("/", 1)[0] + "/warehouse", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        # The portal reads it as the admin; a product's login has no business with others' statistics.
+        conn.execute("REVOKE ALL ON pg_stat_statements, pg_stat_statements_info FROM PUBLIC")
+        conn.execute("REVOKE ALL ON FUNCTION pg_stat_statements(boolean), pg_stat_statements_info() FROM PUBLIC")
+
+
+# Usage is measured in the warehouse (docs/adr/0019): pg_stat_statements counts every role's
+# statements, and a JSON log of errors names the role and the statement of every refused read. The
+# log is one file per weekday, overwritten a week later, so it never grows past a week.
+WAREHOUSE_SETTINGS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+    "logging_collector": "on",
+    "log_destination": "stderr,jsonlog",
+    "log_filename": "postgresql-%a.log",
+    "log_truncate_on_rotation": "on",
+    "log_min_error_statement": "error",
+    "log_timezone": "UTC",
+}
+
+
+def configure_warehouse(conn) -> bool:
+    """Give a running warehouse WAREHOUSE_SETTINGS (ALTER SYSTEM, kept in postgresql.auto.conf) where
+    it differs, keeping any other preloaded library. True when a restart is needed to take them: a
+    cluster made before usage was measured is restarted once, then configured again (the settings
+    of pg_stat_statements exist only once it is loaded), and never restarted again."""
+    from psycopg import sql
+
+    rows = conn.execute("SELECT name, setting, context FROM pg_settings WHERE name = ANY(%s)",
+                        [list(WAREHOUSE_SETTINGS)]).fetchall()
+    current, context = {name: setting for name, setting, _ in rows}, {name: ctx for name, _, ctx in rows}
+    restart = False
+    for name, value in WAREHOUSE_SETTINGS.items():
+        if name not in context:
+            continue  # pg_stat_statements' own, unknown until the library is loaded: set on the pass after
+        if name == "shared_preload_libraries":
+            loaded = [lib.strip() for lib in current.get(name, "").split(",") if lib.strip()]
+            if value in loaded:
+                continue
+            values = [*loaded, value]
+        elif current.get(name) == value:
+            continue
+        else:
+            values = [value]
+        conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
+            sql.SQL(name), sql.SQL(", ").join(sql.Literal(v) for v in values)))
+        restart = restart or context[name] == "postmaster"
+    conn.execute("SELECT pg_reload_conf()")
+    return restart
 
 
 def ensure_database(url) -> None:

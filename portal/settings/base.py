@@ -329,6 +329,12 @@ CELERY_BEAT_SCHEDULE["expire-access"] = {
     "task": "provisioning.tasks.expire_access", "schedule": env.float("ACCESS_EXPIRY_INTERVAL", default=300.0)}
 CELERY_BEAT_SCHEDULE["log-access-events"] = {
     "task": "provisioning.tasks.log_access_events", "schedule": env.float("ACCESS_LOG_INTERVAL", default=60.0)}
+# --- Usage of output ports (docs/adr/0019) ------------------------------------------------------
+# How often the warehouse's statement statistics and log are sampled (a read's time is the sample's).
+USAGE_SAMPLE_SECONDS = env.float("USAGE_SAMPLE_SECONDS", default=60.0)
+# A provisioned product nobody read (nor tried to) for this many days is a candidate for retirement.
+UNUSED_AFTER_DAYS = env.int("UNUSED_AFTER_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["sample-usage"] = {"task": "provisioning.tasks.sample_usage", "schedule": USAGE_SAMPLE_SECONDS}
 # --- Run confinement (docs/adr/0016) -------------------------------------------------------------
 # strict: every pipeline run in namespaces of its own, as its product's unprivileged uid, under
 # rlimits and Landlock (the runs worker must be root). off: the limits alone, for a development
