@@ -70,12 +70,20 @@ def worker_name() -> str:
 
 
 # --- dispatch ----------------------------------------------------------------------------------
+def _mark_sent(kind: Kind, row, at, identity: str, send) -> bool:
+    """Record the dispatch, then send: a worker that takes the task at once must not find the row
+    locked by this update (its claim skips locked rows and would give the call up). A send that
+    fails leaves the row undispatched, to the reconciler."""
+    kind.model.objects.filter(pk=row.pk).update(dispatched_at=at, dispatched_to=identity)
+    if send():
+        return True
+    kind.model.objects.filter(pk=row.pk).update(dispatched_at=None, dispatched_to="")
+    return False
+
+
 def _send(kind: Kind, row) -> bool:
-    identity = broker.broker_identity()
-    if not broker.send(kind.task, row.pk, queue=kind.queue(row)):
-        return False
-    kind.model.objects.filter(pk=row.pk).update(dispatched_at=timezone.now(), dispatched_to=identity)
-    return True
+    return _mark_sent(kind, row, timezone.now(), broker.broker_identity(),
+                      lambda: broker.send(kind.task, row.pk, queue=kind.queue(row)))
 
 
 def dispatch_later(row, seconds: float) -> bool:
@@ -84,12 +92,8 @@ def dispatch_later(row, seconds: float) -> bool:
     The row's `dispatched_at` is set to when the call is due, so the reconciler sends it again only
     if Redis loses it (a restart) or it is long overdue."""
     kind = kind_of(row)
-    identity = broker.broker_identity()
-    if not broker.send(kind.task, row.pk, countdown=seconds, queue=kind.queue(row)):
-        return False
-    kind.model.objects.filter(pk=row.pk).update(dispatched_at=timezone.now() + timedelta(seconds=seconds),
-                                                dispatched_to=identity)
-    return True
+    return _mark_sent(kind, row, timezone.now() + timedelta(seconds=seconds), broker.broker_identity(),
+                      lambda: broker.send(kind.task, row.pk, countdown=seconds, queue=kind.queue(row)))
 
 
 def dispatch(row) -> None:

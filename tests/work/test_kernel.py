@@ -132,6 +132,20 @@ def test_work_queued_while_redis_was_down_is_sent_by_the_reconciler(product, set
     assert job.pk in calls
 
 
+def test_the_dispatch_is_recorded_before_the_wake_up_is_sent(product, monkeypatch, django_capture_on_commit_callbacks):
+    """A worker may take the task at once: the row must not be held by the dispatcher's update then
+    (the worker's claim skips locked rows and would give the call up, leaving it to the reconciler)."""
+    seen = []
+    monkeypatch.setattr("portal.work.dispatch.send", lambda task, pk, **kw: seen.append(
+        Job.objects.filter(pk=pk).values_list("dispatched_at", flat=True).get()) or True)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = Job.objects.create(product=product, action="apply")
+        kernel.dispatch(job)
+    assert len(seen) == 1 and seen[0] is not None
+    kernel.dispatch_later(job, 30)
+    assert len(seen) == 2 and seen[1] > seen[0]
+
+
 def test_a_log_is_capped_with_one_line_saying_so(product, settings):
     settings.LOG_MAX_BYTES = 100
     job = _running(product)
