@@ -110,6 +110,9 @@ def _table(data: SiteData, products, base: str, *, updated: bool = False) -> str
     for p in products:
         state = data.status.get(p.id, {})
         badge = '<span class="wid-badge provisioned">provisioned</span>' if state.get("provisioned") else ""
+        trouble = (state.get("health") or {}).get("state") if not state.get("retired") else None
+        if trouble in ("stale", "failing"):
+            badge += f' <span class="wid-badge health-{trouble}">{trouble}</span>'
         cells = [
             f'<a href="{base}{p.domain}/{p.slug}/">{escape(p.name)}</a><br><small>{p.slug}</small>',
             f'<a href="{base}{p.domain}/">{p.domain}</a>', f'<a href="{base}-/teams/{p.team.slug}/">{p.team.slug}</a>',

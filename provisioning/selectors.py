@@ -1,4 +1,5 @@
 """Reads of provisioning for other parts of the portal (the WID site, the dashboards)."""
+from provisioning import health
 from provisioning.models import Job, Provisioning
 from provisioning.services import REDACTED
 
@@ -16,6 +17,9 @@ def status_summaries() -> dict[int, dict]:
             "last_job": {"id": last.pk, "action": last.action, "status": last.status,
                          "finished_at": last.finished_at} if last else None,
         }
+    for product_id, summary in health.summaries().items():
+        if product_id in summaries:
+            summaries[product_id]["health"] = summary
     active = Job.objects.filter(status__in=Job.ACTIVE).values_list("product_id", "id", "action", "status")
     for product_id, job_id, action, status in active:
         summaries.setdefault(product_id, {"provisioned": False, "retired": False, "outputs": {}, "last_job": None})

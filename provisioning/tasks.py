@@ -58,3 +58,11 @@ def log_access_events() -> int:
     from provisioning import access
 
     return access.log_access_events()
+
+
+@shared_task
+def check_health() -> int:
+    """Beat's sweep: outputs turned stale, products never evaluated, runs whose measurement was lost."""
+    from provisioning import health
+
+    return health.evaluate_due()

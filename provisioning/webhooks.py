@@ -43,7 +43,9 @@ from provisioning import signals
 logger = logging.getLogger(__name__)
 
 EVENTS = ("wid.submitted", "wid.approved", "wid.rejected", "wid.changes_requested", "wid.retired",
-          "job.finished", "product.drifted")
+          "job.finished", "product.drifted", "run.failed", "product.stale", "product.recovered")
+# A product's health entering each state is told by this event (docs/adr/0023).
+HEALTH_EVENTS = {"failing": "run.failed", "stale": "product.stale", "ok": "product.recovered"}
 USER_AGENT = "onboarding-portal-webhook/1"
 RETRYABLE_STATUS = {408, 425, 429}
 SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept a timestamp for (replays after that fail)
@@ -143,6 +145,15 @@ def _job_finished(sender, job, **kwargs):
 @receiver(signals.drift_detected, dispatch_uid="webhook-product-drifted")
 def _drifted(sender, product, details, **kwargs):
     record("product.drifted", {"product": _product(product), "details": list(details)})
+
+
+@receiver(signals.health_changed, dispatch_uid="webhook-health-changed")
+def _health_changed(sender, product, previous, state, reasons, run, **kwargs):
+    record(HEALTH_EVENTS[state], {
+        "product": _product(product), "team": {"slug": product.team.slug, "name": product.team.name},
+        "state": state, "previous": previous, "reasons": list(reasons), "run": run,
+        "health_url": f"{settings.PORTAL_BASE_URL}/api/v1/products/{product.slug}/health/",
+    })
 
 
 # --- Delivering ------------------------------------------------------------------------------

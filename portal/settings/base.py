@@ -319,6 +319,13 @@ CELERY_BEAT_SCHEDULE["reconcile-work"] = {
 }
 CELERY_BEAT_SCHEDULE["prune-logs"] = {"task": "portal.work.tasks.prune_logs", "schedule": 3600.0}
 
+# --- Freshness and quality of outputs (provisioning/health.py, docs/adr/0023) --------------------
+# Beat evaluates again, this often, the products whose outputs may have turned stale.
+HEALTH_CHECK_SECONDS = env.float("HEALTH_CHECK_SECONDS", default=60.0)
+# The longest the worker spends measuring one product's ports after a run (each query, all its feeds).
+HEALTH_MEASURE_SECONDS = env.float("HEALTH_MEASURE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["check-health"] = {"task": "provisioning.tasks.check_health", "schedule": HEALTH_CHECK_SECONDS}
+
 # --- Access to products' data ----------------------------------------------------------------
 # A person's access lasts at most this many days; a custodian's consent link is valid this long.
 ACCESS_MAX_DAYS = env.int("ACCESS_MAX_DAYS", default=365)

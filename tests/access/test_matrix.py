@@ -144,6 +144,7 @@ MATRIX = [
     api("api-product-credentials-rotate", "post", "/api/v1/products/provisioned-wid/credentials/rotate/",
                                                                                            401, 403, 403, 202, 202, 202, 202),
     api("api-product-ports",     "get",  "/api/v1/products/provisioned-wid/ports/",        401, 200, 200, 200, 200, 200, 200),
+    api("api-product-health",    "get",  "/api/v1/products/provisioned-wid/health/",       401, 200, 200, 200, 200, 200, 200),
     api("api-product-access",    "get",  "/api/v1/products/provisioned-wid/access/",       401, 403, 403, 200, 200, 200, 200),
     api("api-product-access-requests", "get", "/api/v1/products/provisioned-wid/access-requests/",
                                                                                            401, 200, 200, 200, 200, 200, 200),
