@@ -341,20 +341,21 @@ def latest_measurements(product) -> dict[str, PortMeasurement]:
     return {m.name: m for m in rows}
 
 
-def record_measurements(run: Run) -> list[PortMeasurement]:
-    """Measure the run's product's ports now and store them as this run's; nothing twice."""
-    product = run.product
+def measure_run(run: Run) -> dict[str, tuple[dict, Measured]]:
+    """The run's product's ports, measured now: {name: (port, what was measured)}."""
+    outputs = measured_outputs(run.product)
+    results = measure(run.product.slug, outputs) if outputs else {}
+    return {o["name"]: (o, results[o["name"]]) for o in outputs}
+
+
+def _store(run: Run, results: dict[str, tuple[dict, Measured]], now: datetime) -> None:
+    """The run's measurements, once (a second measurement of a run, by beat, is dropped)."""
     if PortMeasurement.objects.filter(run=run).exists():
-        return []
-    outputs = measured_outputs(product)
-    if not outputs:
-        return []
-    results = measure(product.slug, outputs)
-    previous = latest_measurements(product)
-    now = _now()
+        return
+    previous = latest_measurements(run.product)
     rows = []
-    for output in outputs:
-        m, before = results[output["name"]], previous.get(output["name"])
+    for name, (output, m) in results.items():
+        before = previous.get(name)
         if output["kind"] == "feed":
             updated = m.newest_at
         elif m.rows is None:
@@ -364,10 +365,10 @@ def record_measurements(run: Run) -> list[PortMeasurement]:
             updated = run.finished_at or now
         else:
             updated = before.updated_at if before else None
-        rows.append(PortMeasurement(run=run, product=product, name=output["name"], kind=output["kind"], rows=m.rows,
+        rows.append(PortMeasurement(run=run, product=run.product, name=name, kind=output["kind"], rows=m.rows,
                                     files=m.files, newest_at=m.newest_at, write_mark=m.write_mark, updated_at=updated,
                                     checks=m.checks, measured_at=now))
-    return PortMeasurement.objects.bulk_create(rows, ignore_conflicts=True)
+    PortMeasurement.objects.bulk_create(rows)
 
 
 # --- the product's health ----------------------------------------------------------------------
@@ -420,16 +421,20 @@ def report(product, *, now: datetime | None = None) -> dict:
             "due_at": min(due) if due else None}
 
 
-def evaluate(product, *, now: datetime | None = None, measured: Run | None = None) -> ProductHealth:
-    """Store the product's state; a change of state is announced (e-mail, webhook) in the same transaction."""
+def evaluate(product, *, now: datetime | None = None, run: Run | None = None,
+             measured: dict[str, tuple[dict, Measured]] | None = None) -> ProductHealth:
+    """Store the run's measurements (if given) and the product's state, in one transaction with the
+    e-mails and webhooks announcing a change of state: nobody sees one without the other."""
     now = now or _now()
     ProductHealth.objects.get_or_create(product=product)
     with transaction.atomic():
         health = ProductHealth.objects.select_for_update().get(product=product)
+        if run is not None and measured is not None:
+            _store(run, measured, now)
+            if (health.last_run_id or 0) < run.pk:
+                health.last_run = run
         current = report(product, now=now)
         previous = health.state
-        if measured is not None and (health.last_run_id or 0) < measured.pk:
-            health.last_run = measured
         health.reasons, health.evaluated_at, health.due_at = current["reasons"], now, current["due_at"]
         if current["state"] != previous:
             health.state, health.since = current["state"], now
@@ -470,12 +475,11 @@ def after_run(run: Run) -> None:
         if run.status not in ENDED:
             return
         try:
-            record_measurements(run)
-            measured = run
+            measured = measure_run(run)
         except Exception:
             logger.exception("run %s: its ports could not be measured; beat tries again", run.pk)
             measured = None
-        evaluate(run.product, measured=measured)
+        evaluate(run.product, run=run, measured=measured)
     except Exception:
         logger.exception("run %s: its product's health could not be evaluated", run.pk)
 
