@@ -1,4 +1,5 @@
-"""The outgoing webhook: submit, decisions, a product's life, finished jobs and drift, POSTed as signed JSON.
+"""The outgoing webhook: submit, decisions, a product's life, finished jobs, drift and health, POSTed as
+signed JSON.
 
 Each event becomes a `Delivery` row of the outbox (portal/work/deliveries.py) in the transaction
 that records the change, and a task on the worker delivers it once that transaction commits. A

@@ -378,10 +378,9 @@ def test_the_wid_site_flags_a_stale_product_on_its_page_and_in_the_lists(api, me
     from docs_site import generate
 
     assert api(member).post("/api/v1/products/", wid_payload(
-        slug="orders", classification="internal", pii=False, outputs=[{"name": "facts", "kind": "table"}]),
-        format="json").status_code == 201
+        slug="orders", classification="internal", pii=False,
+        outputs=[{"name": "facts", "kind": "table", "freshness": "1h"}]), format="json").status_code == 201
     product = Product.objects.get(slug="orders")
-    Product.objects.filter(pk=product.pk).update(outputs=[{"name": "facts", "kind": "table", "freshness": "1h"}])
     Provisioning.objects.create(product=product, provisioned=True, provisioned_at=T0)
     clock.advance(hours=2)
     health.evaluate_due()
