@@ -33,6 +33,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from psycopg import sql
 
+from onboarding import selectors as onboarding
 from onboarding.signals import wid_approved
 from onboarding.widfile import SLUG_RE
 from portal.work import deliveries
@@ -389,7 +390,8 @@ def report(product, *, now: datetime | None = None) -> dict:
     now = now or _now()
     outputs = measured_outputs(product)
     latest = latest_measurements(product) if outputs else {}
-    last_run = (Run.objects.filter(product=product, status__in=ENDED).order_by("-finished_at", "-id").first())
+    last_run = (Run.objects.filter(product=product, status__in=ENDED)
+                .order_by(F("finished_at").desc(nulls_last=True), "-id").first())
     state_row = Provisioning.objects.filter(product=product, provisioned=True, retired=False).first()
     since_provisioned = state_row.provisioned_at if state_row else None
     failing, stale, ports, due = [], [], [], []
@@ -450,7 +452,7 @@ def _announce(product, previous: str, current: dict) -> None:
                                 run={**run, "started_at": _iso(run["started_at"]),
                                      "finished_at": _iso(run["finished_at"])} if run else None)
     contacts = _live(product).get("contacts") or product.contacts or {}
-    recipients = [m.user.email for m in product.team.memberships.select_related("user") if m.user.email]
+    recipients = [m.user.email for m in onboarding.team_memberships(product.team) if m.user.email]
     recipients += [(contacts.get(role) or {}).get("email", "") for role in ("business", "technical")]
     headline = {"failing": "is failing", "stale": "is stale", "ok": "has recovered"}[current["state"]]
     deliveries.record_email(f"health.{current['state']}", recipients=sorted(set(filter(None, recipients))),
