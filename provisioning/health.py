@@ -502,8 +502,9 @@ def evaluate_due(*, now: datetime | None = None) -> int:
         after_run(run)
         done.add(run.product_id)
     due = ProductHealth.objects.filter(live, due_at__lte=now).values_list("product_id", flat=True)
-    never = Provisioning.objects.filter(provisioned=True, retired=False, product__health__isnull=True) \
-        .values_list("product_id", flat=True)
+    never = (Provisioning.objects.filter(provisioned=True, retired=False)
+             .filter(Q(product__health__isnull=True) | Q(product__health__evaluated_at=None))
+             .values_list("product_id", flat=True))
     from onboarding.models import Product
 
     for product in Product.objects.filter(pk__in={*due, *never} - done).select_related("team"):

@@ -106,6 +106,8 @@ def ended(product, status="succeeded", at=None, error="") -> Run:
 
 
 def measured(run, name="facts", kind="table", *, updated_at=None, checks=()) -> PortMeasurement:
+    """What the worker would have stored after `run` (so beat does not measure it again)."""
+    ProductHealth.objects.update_or_create(product=run.product, defaults={"last_run": run})
     return PortMeasurement.objects.create(run=run, product=run.product, name=name, kind=kind, rows=3,
                                           updated_at=updated_at, checks=list(checks), measured_at=run.finished_at)
 
@@ -331,6 +333,21 @@ def test_a_run_whose_ports_could_not_be_measured_still_alerts_and_beat_measures_
     assert PortMeasurement.objects.get(run=run).checks[0]["detail"].endswith("facts does not exist")
     assert ProductHealth.objects.get(product=product).last_run == run
     assert len(outbox("run.failed")) == 1
+
+
+def test_an_approved_amendment_has_the_product_evaluated_at_the_next_sweep(team, clock, webhook):
+    from onboarding.signals import wid_approved
+
+    product = make_product(team, "orders", [{"name": "facts", "kind": "table", "freshness": "7d"}])
+    measured(ended(product), updated_at=T0)
+    health.evaluate_due()
+    assert ProductHealth.objects.get(product=product).due_at == T0 + timedelta(days=7)
+    clock.advance(hours=2)
+    Product.objects.filter(pk=product.pk).update(outputs=[{"name": "facts", "kind": "table", "freshness": "1h"}])
+
+    wid_approved.send(sender=Product, product=product, actor=None)  # the amendment's approval
+    assert health.evaluate_due() == 1
+    assert ProductHealth.objects.get(product=product).state == "stale"
 
 
 def test_a_cancelled_run_is_not_measured(team, clock, webhook):
