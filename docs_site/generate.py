@@ -67,6 +67,7 @@ class SiteData:
     status: dict[int, dict]
     edges: list[tuple[str, str]]
     usage: dict[int, dict] = field(default_factory=dict)  # {product id: {port: who read it, by day}}
+    notices: dict[str, dict] = field(default_factory=dict)  # deprecated or suspended products: see selectors
     by_slug: dict = field(default_factory=dict)
     links: tuple = ()
 
@@ -79,7 +80,8 @@ def load() -> SiteData:
     products = list(Product.objects.select_related("team").order_by("slug"))
     known = {p.slug for p in products}
     edges = [(up, p.slug) for p in products for up in p.depends_on if up in known]
-    return SiteData(products=products, status=status_summaries(), edges=edges, usage=usage_summaries())
+    return SiteData(products=products, status=status_summaries(), edges=edges, usage=usage_summaries(),
+                    notices=selectors.product_notices(known))
 
 
 def index_page_paths(data: SiteData) -> list[str]:
@@ -111,6 +113,11 @@ def _table(data: SiteData, products, base: str, *, updated: bool = False) -> str
     for p in products:
         state = data.status.get(p.id, {})
         badge = '<span class="wid-badge provisioned">provisioned</span>' if state.get("provisioned") else ""
+        if p.suspended:
+            badge += ' <span class="wid-badge suspended">suspended</span>'
+        trouble = (state.get("health") or {}).get("state") if not state.get("retired") else None
+        if trouble in ("stale", "failing"):
+            badge += f' <span class="wid-badge health-{trouble}">{trouble}</span>'
         cells = [
             f'<a href="{base}{p.domain}/{p.slug}/">{escape(p.name)}</a><br><small>{p.slug}</small>',
             f'<a href="{base}{p.domain}/">{p.domain}</a>', f'<a href="{base}-/teams/{p.team.slug}/">{p.team.slug}</a>',
@@ -193,6 +200,7 @@ def wid_fingerprint(data: SiteData, product) -> str:
         "ports": [published_schema(product.slug), str(settings.LAKE_ROOT)],  # where its ports are published
         "usage": data.usage.get(product.id),  # by day: a page changes at most daily per reader
         "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
+        "notices": [data.notices.get(s) for s in sorted(product.depends_on)],  # the banners of what it reads
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -264,6 +272,9 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
         "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
         "missing": [s for s in product.depends_on if s not in data.by_slug],
         "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
+        "notice": _own_notice(meta, reviews),
+        "upstream_notices": [{**data.notices[s], "href": f"{base}{data.notices[s]['domain']}/{s}/"}
+                             for s in product.depends_on if s in data.notices],
     }))
 
 
@@ -279,6 +290,15 @@ def _port_usage(data: SiteData, product, output: dict, base: str) -> dict | None
                  if slug in data.by_slug else ""} for slug, day in readers]
 
     return {"products": linked(seen["products"]), "runs": linked(seen["runs"]), "people": seen["people"]}
+def _own_notice(meta: dict, reviews) -> dict | None:
+    """The page's own banner, from its file (the index's copy of it may be behind the page's commit)."""
+    deprecated = meta.get("status") == "deprecated"
+    if not (deprecated or meta.get("suspended")):
+        return None
+    last = {r.action: r.comment for r in reviews if r.action in ("deprecated", "suspended")}
+    return {"status": meta.get("status"), "sunset": meta.get("sunset"), "suspended": bool(meta.get("suspended")),
+            "deprecation": last.get("deprecated", "") if deprecated else "",
+            "suspension": last.get("suspended", "") if meta.get("suspended") else ""}
 
 
 def _live_meta(repo, product, meta: dict, history: list[CommitInfo]) -> dict | None:

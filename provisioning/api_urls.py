@@ -1,6 +1,6 @@
 from django.urls import path
 
-from provisioning import access_apis, apis
+from provisioning import access_apis, apis, health_apis
 
 urlpatterns = [
     path("products/<slug:slug>/jobs/", apis.ProductJobListApi.as_view(), name="api-product-jobs"),
@@ -9,6 +9,7 @@ urlpatterns = [
     path("products/<slug:slug>/credentials/", apis.CredentialsApi.as_view(), name="api-product-credentials"),
     path("products/<slug:slug>/credentials/rotate/", access_apis.CredentialsRotateApi.as_view(),
          name="api-product-credentials-rotate"),
+    path("products/<slug:slug>/health/", health_apis.ProductHealthApi.as_view(), name="api-product-health"),
     path("products/<slug:slug>/ports/", access_apis.ProductPortsApi.as_view(), name="api-product-ports"),
     path("products/<slug:slug>/usage/", access_apis.ProductUsageApi.as_view(), name="api-product-usage"),
     path("products/<slug:slug>/access/", access_apis.ProductAccessApi.as_view(), name="api-product-access"),

@@ -206,9 +206,6 @@ class AccessEvent(models.Model):
     request = models.ForeignKey(AccessRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
     at = models.DateTimeField(default=timezone.now, db_index=True)
 
-    class Meta:
-        ordering = ["-at", "-id"]
-
     def git_comment(self) -> str:
         return f"{self.subject_kind} {self.subject}: {self.detail}" if self.detail else f"{self.subject_kind} {self.subject}"
 
@@ -304,3 +301,52 @@ class UsageCursor(models.Model):
     log_positions = models.JSONField(null=True, blank=True,
                                      help_text="{log file: {offset, modified}} read up to, in the warehouse's log")
     runs_until = models.DateTimeField(null=True, blank=True, help_text="runs finished up to here are counted")
+class PortMeasurement(models.Model):
+    """What the worker measured of one output port right after a run (docs/adr/0023): rows, files,
+    the declared checks' results. Never what the pipeline said of itself, since a pipeline could lie."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="measurements")
+    product = models.ForeignKey("onboarding.Product", on_delete=models.CASCADE, related_name="port_measurements")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, help_text="table or feed")
+    rows = models.BigIntegerField(null=True, blank=True,
+                                  help_text="the table's rows, or the feed's CSV rows; empty when it does not exist")
+    files = models.PositiveIntegerField(null=True, blank=True, help_text="a feed's files")
+    newest_at = models.DateTimeField(null=True, blank=True, help_text="a feed's newest file")
+    write_mark = models.CharField(max_length=60, blank=True,
+                                  help_text="a table's oid and the warehouse's count of its rows inserted, updated "
+                                            "and deleted: when it moves, the run wrote the table")
+    updated_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="its data's last update as far as known after this run: the end of "
+                                                "the last succeeded run that wrote the table, the feed's newest file")
+    checks = models.JSONField(default=list, blank=True, help_text="[{check, passed, detail}]")
+    measured_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-measured_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["run", "name"], name="one_measurement_per_run_and_port")]
+        indexes = [models.Index(fields=["product", "name", "-measured_at"], name="measurement_latest")]
+
+    @property
+    def failed_checks(self) -> list[dict]:
+        return [c for c in self.checks if not c.get("passed")]
+
+
+class ProductHealth(models.Model):
+    """A product's health as last evaluated, and notified: its state is written in the transaction that
+    records the e-mails and webhooks announcing it, so each change of state is told once."""
+
+    class State(models.TextChoices):
+        OK = "ok"
+        STALE = "stale"
+        FAILING = "failing"
+
+    product = models.OneToOneField("onboarding.Product", on_delete=models.CASCADE, related_name="health")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OK, db_index=True)
+    since = models.DateTimeField(default=timezone.now, help_text="when it entered this state")
+    reasons = models.JSONField(default=list, blank=True, help_text="why it is stale or failing, one line each")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, db_index=True,
+                                  help_text="when an output may turn stale: beat evaluates it again then")
+    last_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 help_text="the newest run whose ports were measured")

@@ -32,7 +32,7 @@ from django.utils import timezone
 from onboarding.widfile import SLUG_RE
 from portal.errors import Conflict, NotAllowed, NotFound
 from portal.work import kernel
-from provisioning import confinement, terraform
+from provisioning import confinement, health, terraform
 from provisioning.models import Provisioning, Run, RunLogLine
 from provisioning.services import product_spec, state_conn_str, user_can_read_credentials, warehouse_dsn
 
@@ -91,6 +91,7 @@ def run_execute(run_id: int) -> str:
     try:
         with kernel.Beat(run, cancel_field="cancel_requested") as beat:
             status = _execute(run, beat)
+        health.after_run(run)
     finally:
         _wake_next(run)
     return status

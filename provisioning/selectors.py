@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from provisioning import health
 from provisioning.models import Job, PortRead, Provisioning
 from provisioning.services import REDACTED
 
@@ -23,6 +24,9 @@ def status_summaries() -> dict[int, dict]:
             "last_job": {"id": last.pk, "action": last.action, "status": last.status,
                          "finished_at": last.finished_at} if last else None,
         }
+    for product_id, summary in health.summaries().items():
+        if product_id in summaries:
+            summaries[product_id]["health"] = summary
     active = Job.objects.filter(status__in=Job.ACTIVE).values_list("product_id", "id", "action", "status")
     for product_id, job_id, action, status in active:
         summaries.setdefault(product_id, {"provisioned": False, "retired": False, "outputs": {}, "last_job": None})

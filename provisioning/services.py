@@ -18,7 +18,7 @@ from onboarding import services as onboarding_services
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from portal.work import kernel
 from provisioning import signals, terraform
-from provisioning.models import CredentialRead, Job, JobLogLine, Provisioning
+from provisioning.models import Job, JobLogLine, Provisioning
 from provisioning.rendering import ProductSpec, RenderError, naming_a_full_disk, render
 
 logger = logging.getLogger(__name__)

@@ -66,3 +66,11 @@ def sample_usage() -> dict:
     from provisioning import usage
 
     return usage.sample()
+
+
+@shared_task
+def check_health() -> int:
+    """Beat's sweep: outputs turned stale, products never evaluated, runs whose measurement was lost."""
+    from provisioning import health
+
+    return health.evaluate_due()

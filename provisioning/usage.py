@@ -23,12 +23,10 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 import psycopg
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Max
 from django.utils import timezone
 
-from onboarding import selectors as onboarding
 from provisioning import access, signals
 from provisioning.models import AccessRequest, PortRead, Provisioning, Run, StatementCount, UsageCursor
 

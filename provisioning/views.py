@@ -19,7 +19,7 @@ from onboarding import selectors as onboarding
 from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
-from provisioning import access, dashboards, ports, selectors, services, usage, webhooks
+from provisioning import access, dashboards, health, ports, selectors, services, usage, webhooks
 from provisioning.forms import AccessFilterForm, DashboardForm, JobFilterForm
 from provisioning.models import AccessEvent, AccessRequest, CredentialRead, Job, Provisioning
 
@@ -37,6 +37,7 @@ def product_panel(request, product) -> str:
         "can_plan": services.user_can_start(user, product, Job.Action.PLAN),
         "can_apply": services.user_can_start(user, product, Job.Action.APPLY),
         "can_read_credentials": services.user_can_read_credentials(user, product),
+        "health": health.report(product) if state and state.provisioned and not state.retired else None,
     }, request=request)
 
 
@@ -356,7 +357,7 @@ def dashboard(request):
                  request.GET.urlencode()] if pagecache.enabled() else None
     response = render(request, "provisioning/dashboard.html", {
         "form": form, "days": days, "d": SimpleLazyObject(sections), "webhook": webhooks.health(),
-        "work": kernel.health(),
+        "work": kernel.health(), "attention": health.needs_attention(),
         "here": request.get_full_path(), "cache_key": cache_key, "cache_seconds": settings.PAGE_CACHE_SECONDS,
         **pagecache.csrf_context(),
     })

@@ -295,6 +295,9 @@ PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "
 # Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
 # shows them without knowing the apps that provide them.
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
+# Checks of a WID's references that other apps own (a source the platform registered, say), run
+# when a WID is saved or submitted: dotted paths of callables (cleaned: dict) -> {field: [message]}.
+WID_REFERENCE_CHECKS: list[str] = []
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
 CELERY_BEAT_SCHEDULE["check-drift"] = {
@@ -318,6 +321,13 @@ CELERY_BEAT_SCHEDULE["reconcile-work"] = {
     "schedule": WORK_RECONCILE_INTERVAL,
 }
 CELERY_BEAT_SCHEDULE["prune-logs"] = {"task": "portal.work.tasks.prune_logs", "schedule": 3600.0}
+
+# --- Freshness and quality of outputs (provisioning/health.py, docs/adr/0023) --------------------
+# Beat evaluates again, this often, the products whose outputs may have turned stale.
+HEALTH_CHECK_SECONDS = env.float("HEALTH_CHECK_SECONDS", default=60.0)
+# The longest the worker spends measuring one product's ports after a run (each query, all its feeds).
+HEALTH_MEASURE_SECONDS = env.float("HEALTH_MEASURE_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["check-health"] = {"task": "provisioning.tasks.check_health", "schedule": HEALTH_CHECK_SECONDS}
 
 # --- Access to products' data ----------------------------------------------------------------
 # A person's access lasts at most this many days; a custodian's consent link is valid this long.

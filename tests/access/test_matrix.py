@@ -146,6 +146,7 @@ MATRIX = [
     api("api-product-ports",     "get",  "/api/v1/products/provisioned-wid/ports/",        401, 200, 200, 200, 200, 200, 200),
     # People's names in it only for the team and the platform (tests/provisioning/test_usage.py).
     api("api-product-usage",     "get",  "/api/v1/products/provisioned-wid/usage/",        401, 200, 200, 200, 200, 200, 200),
+    api("api-product-health",    "get",  "/api/v1/products/provisioned-wid/health/",       401, 200, 200, 200, 200, 200, 200),
     api("api-product-access",    "get",  "/api/v1/products/provisioned-wid/access/",       401, 403, 403, 200, 200, 200, 200),
     api("api-product-access-requests", "get", "/api/v1/products/provisioned-wid/access-requests/",
                                                                                            401, 200, 200, 200, 200, 200, 200),

@@ -50,7 +50,9 @@ def _wid(slug, name, domain, team, classification, pii, tier, depends_on, output
 WIDS = [
     # (user, data, then: list of (actor, action, comment))
     ("bob", _wid("orders-core", "Orders core", "sales", "finance-data", "internal", False, "small", [],
-                 [{"name": "orders", "kind": "table"}, {"name": "order_lines", "kind": "table"}],
+                 # Never run in the demo: stale ten minutes after it is provisioned (README, "Freshness and quality").
+                 [{"name": "orders", "kind": "table", "freshness": "2h", "checks": {"rows_min": 1}},
+                  {"name": "order_lines", "kind": "table", "freshness": "10m"}],
                  "One trusted table of orders for every team, refreshed hourly."),
      [("bob", "submit", "")]),
     ("alice", _wid("customer-churn", "Customer churn insights", "growth", "growth-analytics", "confidential", True,
