@@ -1,5 +1,6 @@
 """Reads of provisioning for other parts of the portal (the WID site, the dashboards)."""
-from provisioning.models import Job, Provisioning
+from provisioning import archives
+from provisioning.models import Archive, Job, Provisioning
 from provisioning.services import REDACTED
 
 
@@ -21,3 +22,24 @@ def status_summaries() -> dict[int, dict]:
         summaries.setdefault(product_id, {"provisioned": False, "retired": False, "outputs": {}, "last_job": None})
         summaries[product_id]["active_job"] = {"id": job_id, "action": action, "status": status}
     return summaries
+
+
+def archive_summary(product) -> dict | None:
+    """What a retired product's tombstone says of its destroy: when, by whom, whether forced and why,
+    which live products depended on it then, and where its archive is until when (`archive`: the
+    newest one still kept, None when there is none; `archives`: every one, a destroy that needed a
+    retry may have two). None when the product was never destroyed."""
+    job = (Job.objects.filter(product=product, action=Job.Action.DESTROY, status=Job.Status.SUCCEEDED)
+           .select_related("requested_by", "confirmed_by").order_by("-finished_at", "-id").first())
+    if job is None:
+        return None
+    kept = [archives.describe(a) for a in Archive.objects.filter(product=product).order_by("-created_at", "-id")]
+    return {
+        "job": job.pk, "destroyed_at": job.finished_at,
+        "requested_by": job.requested_by.username if job.requested_by else None,
+        "confirmed_by": job.confirmed_by.username if job.confirmed_by else None,
+        "force": job.force, "reason": job.destroy_reason, "dependants": list(job.dependants),
+        "archived": job.archive,
+        "archive": next((a for a in kept if a["deleted_at"] is None), None),
+        "archives": kept,
+    }

@@ -58,3 +58,11 @@ def log_access_events() -> int:
     from provisioning import access
 
     return access.log_access_events()
+
+
+@shared_task
+def sweep_archives() -> int:
+    """Beat: delete destroyed products' archives past their retention date."""
+    from provisioning import archives
+
+    return archives.archives_sweep()
