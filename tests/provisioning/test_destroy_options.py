@@ -231,3 +231,25 @@ def test_archive_summary_and_the_job_api_give_the_archive_and_dependants(api, se
     assert body["archived"]["path"] == archive.path
     assert body["archived"]["delete_after"] == archive.delete_after.isoformat().replace("+00:00", "Z")
     assert body["dependants"] == ["sales"]
+
+
+def test_the_product_pages_destroy_form_takes_the_same_options(client, platform, producer, consumer_member):
+    from provisioning.models import Provisioning
+
+    Provisioning.objects.create(product=producer, provisioned=True)
+    approved_consumer(consumer_member)
+    client.force_login(platform)
+    page = client.get("/products/orders/").content.decode()
+    assert 'name="force"' in page and 'name="reason"' in page and 'name="no_archive"' in page
+
+    refused = client.post("/products/orders/jobs/", {"action": "destroy"}, follow=True)
+    assert "Live products depend on orders: sales" in refused.content.decode()
+    assert not Job.objects.exists()
+
+    started = client.post("/products/orders/jobs/", {"action": "destroy", "force": "1", "reason": "Replaced",
+                                                     "no_archive": "1"})
+    job = Job.objects.get()
+    assert started["Location"] == f"/jobs/{job.pk}/"
+    assert (job.archive, job.force, job.destroy_reason, job.dependants) == (False, True, "Replaced", ["sales"])
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "none (archive: false)" in page and "Replaced" in page and "sales" in page
