@@ -228,6 +228,25 @@ def product_dependants(slug: str) -> list[Product]:
                 .select_related("team").order_by("slug"))
 
 
+def product_live_dependants(slug: str) -> list[Product]:
+    """Products whose live WID reads `slug`: the approved version's `depends_on` (an open amendment's
+    own list is not live yet), for every product approved once and not retired."""
+    from onboarding.services import AMENDMENT_STATUSES  # services import selectors: import at call time
+
+    live = Product.objects.exclude(status="retired").exclude(slug=slug).filter(
+        Q(approved_version__isnull=False) | Q(status="approved"))
+    dependants = []
+    for product in live.filter(Q(depends_on__contains=[slug]) | Q(status__in=AMENDMENT_STATUSES)) \
+            .select_related("team").order_by("slug"):
+        if product.status in AMENDMENT_STATUSES:
+            depends_on = approved_document(product).meta.get("depends_on") or []
+        else:
+            depends_on = product.depends_on
+        if slug in depends_on:
+            dependants.append(product)
+    return dependants
+
+
 def document_at_version(product: Product, version: int) -> widfile.WidDocument:
     """The WID as it was at `version`, read from git (every save is one commit: the n-th is version n,
     checked against the file's own number)."""

@@ -19,9 +19,11 @@ class PortalError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = "The request could not be completed."
 
-    def __init__(self, detail: str | None = None, *, errors: dict[str, list[str]] | None = None):
+    def __init__(self, detail: str | None = None, *, errors: dict[str, list[str]] | None = None,
+                 extra: dict | None = None):
         self.detail = detail or self.default_detail
         self.errors = errors or {}
+        self.extra = extra or {}  # more keys of the answer, beside detail and errors (a 409's dependants)
         super().__init__(self.detail)
 
 
@@ -108,7 +110,8 @@ def error_responses(*codes: int) -> dict:
 def api_exception_handler(exc, context):
     if isinstance(exc, PortalError):
         headers = {"Retry-After": "5"} if isinstance(exc, Unavailable) else None
-        return Response({"detail": exc.detail, "errors": exc.errors}, status=exc.status_code, headers=headers)
+        return Response({**exc.extra, "detail": exc.detail, "errors": exc.errors}, status=exc.status_code,
+                        headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"detail": "Request body too large.", "errors": {"body": ["The request body is too large."]}},

@@ -1,13 +1,35 @@
 """REST API of provisioning: jobs (202 with the job's URL), their live logs, credentials."""
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from onboarding import selectors as onboarding
 from portal.errors import InvalidInput, error_responses
-from provisioning import runs, services
-from provisioning.models import Job, Provisioning, Run
+from provisioning import archives, runs, services
+from provisioning.models import Archive, Job, Provisioning, Run
+
+
+class ArchiveOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.IntegerField()
+    path = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    delete_after = serializers.DateTimeField()
+    deleted_at = serializers.DateTimeField(allow_null=True)
+    size = serializers.IntegerField()
+    schemas = serializers.ListField(child=serializers.CharField())
+    lake = serializers.BooleanField()
+    pipeline = serializers.BooleanField()
+    missing = serializers.ListField(child=serializers.CharField())
+
+
+class DestroyOutput(serializers.Serializer):
+    archive = serializers.BooleanField()
+    force = serializers.BooleanField()
+    reason = serializers.CharField()
+    dependants = serializers.ListField(child=serializers.CharField())
+    archived = ArchiveOutput(allow_null=True)
 
 
 class JobOutput(serializers.Serializer):
@@ -29,9 +51,22 @@ class JobOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+    destroy = serializers.SerializerMethodField()
 
     def get_url(self, job) -> str:
         return f"/api/v1/jobs/{job.pk}/"
+
+    @extend_schema_field(DestroyOutput(allow_null=True))
+    def get_destroy(self, job) -> dict | None:
+        """A destroy's options, who depended on the product, and its archive; null for other jobs."""
+        if job.action != Job.Action.DESTROY:
+            return None
+        try:
+            archive = job.archive_record
+        except Archive.DoesNotExist:
+            archive = None
+        return {"archive": job.archive, "force": job.force, "reason": job.destroy_reason,
+                "dependants": job.dependants, "archived": archives.describe(archive)}
 
 
 class LogLineOutput(serializers.Serializer):
@@ -42,6 +77,11 @@ class LogLineOutput(serializers.Serializer):
 
 class JobInput(serializers.Serializer):
     action = serializers.ChoiceField(Job.Action.values)
+    archive = serializers.BooleanField(required=False, default=True,
+                                       help_text="destroy only: archive the data first (platform; false deletes it)")
+    force = serializers.BooleanField(required=False, default=False,
+                                     help_text="destroy only: go ahead although live products depend on it")
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="destroy only: required with force")
 
 
 def _job_response(job: Job, code=status.HTTP_200_OK) -> Response:
@@ -54,7 +94,8 @@ class ProductJobListApi(APIView):
     @extend_schema(responses={200: JobOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         product = onboarding.product_get(slug)
-        jobs = Job.objects.filter(product=product).select_related("product", "requested_by", "confirmed_by")[:100]
+        jobs = Job.objects.filter(product=product).select_related("product", "requested_by", "confirmed_by",
+                                                                  "archive_record")[:100]
         return Response(JobOutput(jobs, many=True).data)
 
     @extend_schema(request={"application/json": JobInput}, responses={202: JobOutput, **error_responses(400, 403, 404, 409)})
@@ -69,7 +110,9 @@ class ProductJobListApi(APIView):
         action = data.get("action")
         if not isinstance(action, str) or action not in Job.Action.values:
             raise InvalidInput.on("action", f"Choose one of: {', '.join(Job.Action.values)}.")
-        job = services.job_start(user=request.user, product=product, action=action)
+        job = services.job_start(user=request.user, product=product, action=action,
+                                 archive=data.get("archive", True), force=data.get("force", False),
+                                 destroy_reason=data.get("reason", ""))
         return _job_response(job, status.HTTP_202_ACCEPTED)
 
 

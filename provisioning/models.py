@@ -52,6 +52,13 @@ class Job(Work):
     outputs = models.JSONField(default=dict, blank=True, help_text="sensitive values redacted")
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # A destroy's options (docs/adr/0020), kept by its retries: archive the data first (the default),
+    # go ahead although live products read it (force, with the platform's reason), and who read it.
+    archive = models.BooleanField(default=True, help_text="a destroy archives the product's data first")
+    force = models.BooleanField(default=False, help_text="a destroy although live products depend on it")
+    destroy_reason = models.TextField(blank=True, help_text="the platform's reason, required with force")
+    dependants = models.JSONField(default=list, blank=True,
+                                  help_text="slugs of the live products that depended on it, at the destroy")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -99,6 +106,26 @@ class Provisioning(models.Model):
     pending_reason = models.CharField(max_length=200, blank=True)
     # One more on every rotation of the product's password (a Terraform variable).
     password_generation = models.PositiveIntegerField(default=0)
+
+
+class Archive(models.Model):
+    """What a destroy kept of a product: its schemas (pg_dump), lake folder and pipeline repository in
+    one folder under ARCHIVE_ROOT with a manifest, until `delete_after` (the sweep deletes it then)."""
+
+    product = models.ForeignKey("onboarding.Product", on_delete=models.PROTECT, related_name="archives")
+    job = models.OneToOneField(Job, on_delete=models.PROTECT, related_name="archive_record")
+    path = models.CharField(max_length=1000, help_text="the archive's folder")
+    created_at = models.DateTimeField(default=timezone.now)
+    delete_after = models.DateTimeField(db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    size = models.PositiveBigIntegerField(help_text="bytes, all files")
+    manifest = models.JSONField(help_text="manifest.json as written: parts, files and their sha256")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"archive #{self.pk} of {self.product_id} ({self.path})"
 
 
 class CredentialRead(models.Model):

@@ -22,6 +22,11 @@ COMPUTE_TIERS = {
 }
 
 
+def private_schema(slug: str) -> str:
+    """The product's own schema, named after (and owned by) its login role."""
+    return "p_" + slug.replace("-", "_")
+
+
 def published_schema(slug: str) -> str:
     """The schema a product publishes its table ports in, apart from its private one (`p_...`)."""
     return "pub_" + slug.replace("-", "_")

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from provisioning import health
-from provisioning.models import Job, PortRead, Provisioning
+from provisioning import archives, health
+from provisioning.models import Archive, Job, PortRead, Provisioning
 from provisioning.services import REDACTED
 
 
@@ -75,3 +75,24 @@ def unused_products(days: int | None = None, *, now: datetime | None = None) -> 
     return [{"slug": s.product.slug, "name": s.product.name, "team": s.product.team.slug,
              "status": s.product.status, "first_provisioned": s.first_provisioned, "last_read_at": s.last_read}
             for s in states]
+
+
+def archive_summary(product) -> dict | None:
+    """What a retired product's tombstone says of its destroy: when, by whom, whether forced and why,
+    which live products depended on it then, and where its archive is until when (`archive`: the
+    newest one still kept, None when there is none; `archives`: every one, a destroy that needed a
+    retry may have two). None when the product was never destroyed."""
+    job = (Job.objects.filter(product=product, action=Job.Action.DESTROY, status=Job.Status.SUCCEEDED)
+           .select_related("requested_by", "confirmed_by").order_by("-finished_at", "-id").first())
+    if job is None:
+        return None
+    kept = [archives.describe(a) for a in Archive.objects.filter(product=product).order_by("-created_at", "-id")]
+    return {
+        "job": job.pk, "destroyed_at": job.finished_at,
+        "requested_by": job.requested_by.username if job.requested_by else None,
+        "confirmed_by": job.confirmed_by.username if job.confirmed_by else None,
+        "force": job.force, "reason": job.destroy_reason, "dependants": list(job.dependants),
+        "archived": job.archive,
+        "archive": next((a for a in kept if a["deleted_at"] is None), None),
+        "archives": kept,
+    }

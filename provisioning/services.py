@@ -17,8 +17,8 @@ from onboarding import selectors as onboarding
 from onboarding import services as onboarding_services
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from portal.work import kernel
-from provisioning import signals, terraform
-from provisioning.models import Job, JobLogLine, Provisioning
+from provisioning import archives, signals, terraform
+from provisioning.models import Archive, Job, JobLogLine, Provisioning
 from provisioning.rendering import ProductSpec, RenderError, naming_a_full_disk, render
 
 logger = logging.getLogger(__name__)
@@ -147,22 +147,84 @@ def start_pending_applies() -> int:
     return started
 
 
+def live_dependants(product) -> list[str]:
+    """Slugs of the products whose live WID reads this one: what its destroy would break."""
+    return [p.slug for p in onboarding.product_live_dependants(product.slug)]
+
+
+def _destroy_options(product, action: str, *, archive: bool, force: bool, reason: str) -> dict:
+    """A destroy's options, checked (400 naming the field); only a destroy takes them."""
+    if action != Job.Action.DESTROY:
+        for field, given in (("archive", archive is not True), ("force", force), ("reason", reason)):
+            if given:
+                raise InvalidInput.on(field, f"Only a destroy takes {field}.")
+        return {}
+    for field, value in (("archive", archive), ("force", force)):
+        if not isinstance(value, bool):
+            raise InvalidInput.on(field, "true or false.")
+    if not isinstance(reason, str):
+        raise InvalidInput.on("reason", "A text.")
+    try:
+        reason = onboarding_services._clean_comment(reason, required=False)
+    except InvalidInput as exc:
+        raise InvalidInput.on("reason", exc.errors["comment"][0]) from None
+    if archive and product.target not in archives.TARGETS:
+        raise InvalidInput.on("archive", f"This portal archives {', '.join(archives.TARGETS)} products only: back a "
+                                         f"{product.target} product up by its cloud's means, then destroy it with "
+                                         "archive: false.")
+    if force and not reason.strip():
+        raise InvalidInput.on("reason", "Say why the destroy goes ahead although products depend on it: "
+                                        "it is recorded on the job, in its log and in the WID's review log.")
+    return {"archive": archive, "force": force, "destroy_reason": reason}
+
+
+def _refuse_while_read(product, *, force: bool) -> list[str]:
+    """The live dependants a destroy would break: 409 listing them, unless it is forced."""
+    dependants = live_dependants(product)
+    if dependants and not force:
+        raise Conflict(f"Live products depend on {product.slug}: {', '.join(dependants)}. Retire them or drop the "
+                       "dependency first; the platform may destroy anyway with force: true and a reason.",
+                       errors={"force": ["Products depend on this one."]}, extra={"dependants": dependants})
+    return dependants
+
+
+def _destroy_line(job: Job) -> str:
+    who = job.requested_by.username if job.requested_by else "the portal"
+    parts = [f"Destroy asked by {who}",
+             "archive first (ARCHIVE_ROOT)" if job.archive else "no archive (archive: false): the data goes with it"]
+    if job.force:
+        parts.append(f"forced although {', '.join(job.dependants)} depend(s) on it" if job.dependants
+                     else "forced (no live product depends on it now)")
+    if job.destroy_reason:
+        parts.append(f"reason: {job.destroy_reason}")
+    return "; ".join(parts) + "."
+
+
 def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | None = None,
-              origin: str = Job.Origin.REQUEST) -> Job:
-    """Insert a queued job and run it after the commit; 409 if the product already has one."""
+              origin: str = Job.Origin.REQUEST, archive: bool = True, force: bool = False,
+              destroy_reason: str = "") -> Job:
+    """Insert a queued job and run it after the commit; 409 if the product already has one.
+
+    A destroy archives the product first unless `archive` is False, and is refused (409 with the
+    dependants) while live products read the product, unless `force` with a `destroy_reason`."""
     if user is not None and not user_can_start(user, product, action):
         who = "the product's team and the platform" if action == Job.Action.PLAN else "the platform team"
         raise NotAllowed(f"Only {who} start {action} jobs.")
+    options = _destroy_options(product, action, archive=archive, force=force, reason=destroy_reason)
     _check_startable(product, action)
+    if action == Job.Action.DESTROY:
+        options["dependants"] = _refuse_while_read(product, force=force)
     try:
         with transaction.atomic():
             job = Job.objects.create(product=product, action=action, requested_by=user, reason=reason[:200],
-                                     retry_of=retry_of, origin=origin)
+                                     retry_of=retry_of, origin=origin, **options)
     except IntegrityError:
         active = Job.objects.filter(product=product, status__in=Job.ACTIVE).first()
         raise Conflict(f"{product.slug} already has a job running"
                        + (f" (#{active.pk}, {active.status})." if active else "."),
                        errors={"job": [f"/api/v1/jobs/{active.pk}/" if active else ""]}) from None
+    if action == Job.Action.DESTROY:
+        _append(job, _destroy_line(job))
     Provisioning.objects.get_or_create(product=product)
     kernel.dispatch(job)
     return job
@@ -170,7 +232,7 @@ def job_start(*, user, product, action: str, reason: str = "", retry_of: Job | N
 
 def job_get(job_id: int) -> Job:
     try:
-        return Job.objects.select_related("product", "product__team", "requested_by").get(pk=job_id)
+        return Job.objects.select_related("product", "product__team", "requested_by", "archive_record").get(pk=job_id)
     except Job.DoesNotExist:
         raise NotFound(f"No job {job_id}.") from None
 
@@ -213,7 +275,7 @@ def job_retry(*, user, job: Job) -> Job:
     if job.status not in (Job.Status.FAILED, Job.Status.CANCELLED):
         raise Conflict(f"Job #{job.pk} is {job.status}: only a failed or cancelled job is retried.")
     return job_start(user=user, product=job.product, action=job.action, reason=f"retry of #{job.pk}", retry_of=job,
-                     origin=job.origin)
+                     origin=job.origin, archive=job.archive, force=job.force, destroy_reason=job.destroy_reason)
 
 
 # --- the log ------------------------------------------------------------------------------------
@@ -233,9 +295,15 @@ def job_log(job: Job, *, offset: int = 0, limit: int = 1000) -> list[JobLogLine]
 
 
 # --- running ------------------------------------------------------------------------------------
+def warehouse_admin() -> dict:
+    """The local warehouse's admin login, which the provider and the archives use."""
+    return {"host": "127.0.0.1", "port": settings.WAREHOUSE_PORT, "dbname": settings.WAREHOUSE_DATABASE,
+            "user": "warehouse_admin", "password": settings.WAREHOUSE_ADMIN_PASSWORD_FILE.read_text().strip()}
+
+
 def warehouse_dsn() -> str:
-    password = settings.WAREHOUSE_ADMIN_PASSWORD_FILE.read_text().strip()
-    return f"postgresql://warehouse_admin:{password}@127.0.0.1:{settings.WAREHOUSE_PORT}/{settings.WAREHOUSE_DATABASE}"
+    admin = warehouse_admin()
+    return f"postgresql://{admin['user']}:{admin['password']}@{admin['host']}:{admin['port']}/{admin['dbname']}"
 
 
 def state_conn_str() -> str:
@@ -336,6 +404,8 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
                              "waiting for a platform member to confirm.")
                 _set(job, status=Job.Status.PLANNED, step="confirm", confirmed_summary=None)
                 return
+            if job.action == Job.Action.DESTROY:
+                _before_destroy(job, beat)
             _set(job, status=Job.Status.APPLYING, step="apply")
             tf.apply(PLAN_FILE)
         _set(job, step="outputs")
@@ -348,6 +418,15 @@ def _run_claimed(job: Job, beat: kernel.Beat) -> None:
     except terraform.Cancelled:
         _append(job, "Cancelled; terraform stopped. The state records whatever it had done.")
         _finish(job, Job.Status.CANCELLED, step="")
+    except archives.Cancelled:
+        _append(job, "Cancelled while archiving; nothing was destroyed.")
+        _finish(job, Job.Status.CANCELLED, step="")
+    except (archives.ArchiveError, DestroyRefused) as exc:
+        what = "The archive failed" if isinstance(exc, archives.ArchiveError) else "Refused"
+        _append(job, f"Error: {what}: {exc}")
+        _append(job, "Nothing was destroyed. Retry once the cause is fixed (a retry keeps this job's options), "
+                     "or start a destroy with other options.")
+        _finish(job, Job.Status.FAILED, error=f"{what}: {exc}; nothing was destroyed."[:2000])
     except (terraform.TerraformError, RenderError) as exc:
         message = naming_a_full_disk(str(exc))
         _append(job, f"Error: {message}")
@@ -382,11 +461,56 @@ def _applied_if_safe(job: Job, tf: terraform.Terraform) -> bool:
     return False
 
 
+class DestroyRefused(Exception):
+    """Live products came to depend on the product between the destroy's start and its apply."""
+
+
+def _before_destroy(job: Job, beat: kernel.Beat) -> None:
+    """What a confirmed destroy does before Terraform deletes anything: look again at who reads the
+    product (recorded on the job), then archive it unless told not to. Either failing fails the job
+    with everything still in place."""
+    slug = job.product.slug
+    dependants = live_dependants(job.product)
+    _set(job, dependants=dependants)
+    if dependants and not job.force:
+        raise DestroyRefused(f"{', '.join(dependants)} now depend(s) on {slug}; destroy with force and a reason "
+                             "to go ahead")
+    if dependants:
+        _append(job, f"Forced: {', '.join(dependants)} depend(s) on {slug} and lose(s) its data; "
+                     f"reason: {job.destroy_reason}")
+    if not job.archive:
+        _append(job, f"No archive (archive: false, asked by "
+                     f"{job.requested_by.username if job.requested_by else 'the portal'}): the data goes with it.")
+        return
+    _set(job, step="archive")
+    _append(job, f"Archiving {slug} before anything is destroyed.")
+    archive = archives.archive_make(job=job, warehouse=warehouse_admin(), on_line=partial(_append, job),
+                                    deadline=kernel.seconds_left(job), should_cancel=beat.should_cancel,
+                                    on_start=partial(kernel.record_process_group, job))
+    _append(job, f"Archived to {archive.path} ({archive.size:,} bytes; missing: "
+                 f"{', '.join(archive.manifest['missing']) or 'nothing'}), kept until {archive.delete_after:%Y-%m-%d}. "
+                 f"Restore with: manage.py restore_archive {slug} --archive {archive.pk}")
+
+
+def _retire_comment(job: Job) -> str:
+    parts = [f"Decommissioned by destroy job #{job.pk}"]
+    archive = Archive.objects.filter(job=job).first()
+    if archive:
+        parts.append(f"archive #{archive.pk} kept until {archive.delete_after:%Y-%m-%d}")
+    elif not job.archive:
+        parts.append("not archived (archive: false)")
+    if job.dependants:
+        parts.append(f"{'forced although ' if job.force else ''}{', '.join(job.dependants)} depended on it")
+    if job.destroy_reason:
+        parts.append(f"reason: {job.destroy_reason}")
+    return "; ".join(parts) + "."
+
+
 def _retire_after_destroy(job: Job) -> None:
     """The WID follows its destroyed infrastructure; a failure here never undoes the destroy."""
     try:
         onboarding_services.wid_retire(user=job.confirmed_by or job.requested_by, slug=job.product.slug,
-                                       comment=f"Decommissioned by destroy job #{job.pk}.")
+                                       comment=_retire_comment(job))
     except Exception as exc:
         logger.exception("destroy job %s succeeded but %s could not be retired", job.pk, job.product.slug)
         _append(job, f"The infrastructure is destroyed, but the WID could not be marked retired ({exc}); "

@@ -74,3 +74,11 @@ def check_health() -> int:
     from provisioning import health
 
     return health.evaluate_due()
+
+
+@shared_task
+def sweep_archives() -> int:
+    """Beat: delete destroyed products' archives past their retention date."""
+    from provisioning import archives
+
+    return archives.archives_sweep()

@@ -19,9 +19,9 @@ from onboarding import selectors as onboarding
 from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
-from provisioning import access, dashboards, health, ports, selectors, services, usage, webhooks
+from provisioning import access, archives, dashboards, health, ports, selectors, services, usage, webhooks
 from provisioning.forms import AccessFilterForm, DashboardForm, JobFilterForm
-from provisioning.models import AccessEvent, AccessRequest, CredentialRead, Job, Provisioning
+from provisioning.models import AccessEvent, AccessRequest, Archive, CredentialRead, Job, Provisioning
 
 
 def product_panel(request, product) -> str:
@@ -46,6 +46,7 @@ def job_detail(request, job_id):
     job = or_404(services.job_get, job_id)
     return render(request, "provisioning/job_detail.html", {
         "job": job, "lines": services.job_log(job, limit=5000),
+        "archive": archives.describe(Archive.objects.filter(job=job).first()),
         "is_platform": onboarding.user_is_platform(request.user),
     })
 
@@ -54,8 +55,10 @@ def job_detail(request, job_id):
 @require_POST
 def job_start(request, slug):
     product = or_404(onboarding.product_get, slug)
-    job = _act(request, lambda: services.job_start(user=request.user, product=product,
-                                                   action=request.POST.get("action", "")))
+    action = request.POST.get("action", "")
+    options = {"archive": "no_archive" not in request.POST, "force": "force" in request.POST,
+               "destroy_reason": request.POST.get("reason", "")} if action == Job.Action.DESTROY else {}
+    job = _act(request, lambda: services.job_start(user=request.user, product=product, action=action, **options))
     return redirect("job-detail", job_id=job.pk) if job else redirect("product-detail", slug=slug)
 
 

@@ -36,6 +36,13 @@ def wid_repo(settings, tmp_path):
     return settings.WID_REPO_PATH
 
 
+@pytest.fixture(autouse=True)
+def archive_root(settings, tmp_path):
+    """Destroys archive the product first: into the test's own folder (e2e: the worker's, see tests/worker.py)."""
+    settings.ARCHIVE_ROOT = tmp_path / "archive"
+    return settings.ARCHIVE_ROOT
+
+
 @pytest.fixture
 def team(db):
     return TeamFactory(slug="growth-analytics", name="Growth analytics")

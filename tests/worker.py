@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def e2e_paths(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     return {"repo": base / "wid-repo", "remote": base / "remote.git", "mail": base / "mail", "log": base / "worker.log",
-            "site": base / "site", "webhook_port": _free_port()}
+            "site": base / "site", "archive": base / "archive", "webhook_port": _free_port()}
 
 
 def _free_port() -> int:
@@ -69,6 +69,7 @@ def portal_env(paths: dict, **overrides: str) -> dict:
         "RUNS_QUEUE": settings.RUNS_QUEUE,
         "WID_SITE_ROOT": str(paths["site"]),
         "WID_SITE_AUTO_BUILD": "true",
+        "ARCHIVE_ROOT": str(paths["archive"]),
         # Events raised in the worker (finished jobs, drift) go to a receiver only the webhook
         # test starts; elsewhere they are retried quietly against a closed port.
         "NOTIFY_WEBHOOK_URL": f"http://127.0.0.1:{paths['webhook_port']}/hook",
@@ -118,6 +119,7 @@ def e2e(settings, e2e_paths, celery_worker_process, transactional_db):
     settings.WID_REPO_REMOTE = ""
     settings.DEPLOYMENT_NAME = TEST_DEPLOYMENT  # the worker's write lock, whatever the remote
     settings.WID_SITE_ROOT = e2e_paths["site"]
+    settings.ARCHIVE_ROOT = e2e_paths["archive"]
     yield e2e_paths
     _wait_for_idle_worker(e2e_paths["log"])
 

@@ -292,6 +292,15 @@ WAREHOUSE_ADMIN_PASSWORD_FILE = Path(env.str(
 WAREHOUSE_DATABASE = env.str("WAREHOUSE_DATABASE", default="warehouse")
 LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "pipelines")))
+# A destroy archives the product's schemas, lake folder and pipeline repository here first (one folder
+# per product and job; docs/adr/0020). Several workers: a file system they all mount, like LAKE_ROOT.
+ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(BASE_DIR / "var" / "archive")))
+# Days an archive is kept; beat's sweep-archives deletes it after.
+ARCHIVE_RETENTION_DAYS = env.int("ARCHIVE_RETENTION_DAYS", default=90)
+if ARCHIVE_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("ARCHIVE_RETENTION_DAYS is a number of days, at least 1")
+# pg_dump and pg_restore of the warehouse's major version; empty: the newest /usr/lib/postgresql/*/bin.
+PG_BINDIR = env.str("PG_BINDIR", default="")
 # Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
 # shows them without knowing the apps that provide them.
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
@@ -303,6 +312,10 @@ PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", defaul
 CELERY_BEAT_SCHEDULE["check-drift"] = {
     "task": "provisioning.tasks.check_drift_all",
     "schedule": env.float("DRIFT_CHECK_INTERVAL", default=3600.0),
+}
+CELERY_BEAT_SCHEDULE["sweep-archives"] = {
+    "task": "provisioning.tasks.sweep_archives",
+    "schedule": env.float("ARCHIVE_SWEEP_INTERVAL", default=3600.0),
 }
 # --- Outgoing webhook --------------------------------------------------------------------------
 # Submit, decisions, finished jobs and drift POSTed as JSON, signed with HMAC-SHA256 of the secret

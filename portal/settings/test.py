@@ -36,6 +36,7 @@ TF_STATE_DATABASE_URL = env.str("TF_STATE_DATABASE_URL", default="postgres://pos
 TERRAFORM_WORKDIR = Path(env.str("TERRAFORM_WORKDIR", default=str(BASE_DIR / "var" / "test-tf-work")))
 LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "test-lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "test-pipelines")))
+ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(BASE_DIR / "var" / "test-archive")))
 DASHBOARD_CACHE_SECONDS = 0
 # Tests that check the page cache turn it on; a process's cache of its own (tests run side by side).
 PAGE_CACHE_SECONDS = 0

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('onboarding', '0003_approved_version'),
-        ('provisioning', '0006_access'),
+        ('provisioning', '0007_destroy_options'),
     ]
 
     operations = [

@@ -65,6 +65,7 @@ def test_every_main_page_works_at_phone_width_and_for_screen_readers(portal, new
         ("alice", "/my/", "my-products"),
         ("alice", "/teams/", "teams"),
         ("alice", "/teams/growth-analytics/", "team-page"),
+        ("priya", "/products/customer-churn/", "product-page-platform"),  # its destroy form and options
         ("priya", "/dashboard/", "dashboard"),
         ("priya", "/jobs/", "jobs"),
         ("alice", "/docs/", "site-home"),

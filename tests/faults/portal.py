@@ -69,7 +69,7 @@ class Portal:
         site_queue = site_queue or f"{queue}-site"
         self.beat = beat
         self.paths = {"repo": tmp_path / "wid-repo", "remote": tmp_path / "remote.git", "mail": tmp_path / "mail",
-                      "site": tmp_path / "site", "webhook_port": free_port()}
+                      "site": tmp_path / "site", "archive": tmp_path / "archive", "webhook_port": free_port()}
         self.logs = tmp_path / "logs"
         self.logs.mkdir()
         self.web_port = free_port()

@@ -311,6 +311,8 @@ def test_a_hostile_comment_is_refused_naming_it(api, member, platform, submitted
     pytest.param(raw({"action": {"plan": 1}}), "action", id="an-object"),
     pytest.param(raw({"action": None}), "action", id="null"),
     pytest.param(raw({"action": "plan", "target": "aws"}), "target", id="unknown-key"),
+    pytest.param(raw({"action": "plan", "force": True, "reason": "x"}), "force", id="force-on-a-plan"),
+    pytest.param(raw({"action": "plan", "archive": "false"}), "archive", id="archive-on-a-plan"),
     pytest.param('{"action": "plan", "action": "destroy"}', "action", id="duplicate-key"),
     pytest.param(raw("plan"), "body", id="a-string-body"),
 ])
