@@ -294,7 +294,7 @@ LAKE_ROOT = Path(env.str("LAKE_ROOT", default=str(BASE_DIR / "var" / "lake")))
 PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "pipelines")))
 # Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
 # shows them without knowing the apps that provide them.
-PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
+PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel", "provisioning.views.runs_panel"]
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
 CELERY_BEAT_SCHEDULE["check-drift"] = {
@@ -329,6 +329,22 @@ CELERY_BEAT_SCHEDULE["expire-access"] = {
     "task": "provisioning.tasks.expire_access", "schedule": env.float("ACCESS_EXPIRY_INTERVAL", default=300.0)}
 CELERY_BEAT_SCHEDULE["log-access-events"] = {
     "task": "provisioning.tasks.log_access_events", "schedule": env.float("ACCESS_LOG_INTERVAL", default=60.0)}
+# --- Schedules and choreography (provisioning/triggers.py, docs/adr/0021) -------------------------
+# A file run starts once a product's raw/ has not changed for this long: a flood of files makes one run.
+RUN_QUIET_SECONDS = env.float("RUN_QUIET_SECONDS", default=2.0)
+# How often the worker looks at the raw/ folders of products with `on_file`, and at most how many
+# files of one folder it looks at.
+RUN_WATCH_INTERVAL = env.float("RUN_WATCH_INTERVAL", default=1.0)
+RUN_WATCH_MAX_FILES = env.int("RUN_WATCH_MAX_FILES", default=10_000)
+# How often scheduled runs are started (so at most this late), and ends a dead worker left handed on.
+RUN_SCHEDULE_INTERVAL = env.float("RUN_SCHEDULE_INTERVAL", default=15.0)
+# A tick that waited in the queue past the next one is dropped: ticks never pile up behind long work.
+CELERY_BEAT_SCHEDULE["watch-raw-folders"] = {
+    "task": "provisioning.tasks.watch_raw_folders", "schedule": RUN_WATCH_INTERVAL,
+    "options": {"expires": max(RUN_WATCH_INTERVAL, 1.0)}}
+CELERY_BEAT_SCHEDULE["start-scheduled-runs"] = {
+    "task": "provisioning.tasks.start_scheduled_runs", "schedule": RUN_SCHEDULE_INTERVAL,
+    "options": {"expires": RUN_SCHEDULE_INTERVAL}}
 # --- Run confinement (docs/adr/0016) -------------------------------------------------------------
 # strict: every pipeline run in namespaces of its own, as its product's unprivileged uid, under
 # rlimits and Landlock (the runs worker must be root). off: the limits alone, for a development

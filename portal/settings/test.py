@@ -11,8 +11,11 @@ EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.locm
 WID_REPO_PATH = Path(env.str("WID_REPO_PATH", default=str(BASE_DIR / "var" / "test-wid-repo")))
 WID_REPO_REMOTE = env.str("WID_REPO_REMOTE", default="")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test")
-# Only the reconciler: fault tests run beat (tests/faults), nothing else does.
-CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"]}
+# Only the reconciler: fault tests run beat (tests/faults); the triggers' test (tests/e2e) adds their
+# ticks with TRIGGERS_BEAT=true.
+CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"],
+                        **({name: CELERY_BEAT_SCHEDULE[name] for name in ("watch-raw-folders", "start-scheduled-runs")}
+                           if env.bool("TRIGGERS_BEAT", default=False) else {})}
 WID_SITE_QUEUE = env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site")
 RUNS_QUEUE = env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs")
 CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},
