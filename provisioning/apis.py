@@ -160,7 +160,7 @@ class ProvisioningOutput(serializers.Serializer):
 
         return access.dependency_states(state.product, live_meta(state.product)["depends_on"])
 
-    @extend_schema_field(inline_serializer("Triggers", {
+    @extend_schema_field(inline_serializer("TriggerState", {
         "schedule": serializers.CharField(), "next_run": serializers.DateTimeField(allow_null=True),
         "last_scheduled_run": serializers.DateTimeField(allow_null=True), "on_file": serializers.BooleanField(),
         "on_upstream": serializers.ListField(child=serializers.CharField()),

@@ -282,7 +282,6 @@ class TriggerState(models.Model):
     schedule = models.CharField(max_length=100, blank=True, help_text="cron, UTC; empty: none")
     on_file = models.BooleanField(default=False)
     on_upstream = models.JSONField(default=list, blank=True, help_text="slugs whose successful runs start one here")
-    suspended = models.BooleanField(default=False, help_text="the approved WID says `suspended: true`")
     next_run = models.DateTimeField(null=True, blank=True, db_index=True, help_text="the next scheduled slot")
     schedule_slot = models.DateTimeField(null=True, blank=True, help_text="the last scheduled slot started")
     raw_seen = models.JSONField(default=dict, blank=True, help_text="raw/ when last looked at: {path: [mtime_ns, size]}")

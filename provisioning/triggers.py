@@ -13,9 +13,10 @@ started it (`Run.trigger`):
 - `file`: `watch_raw_folders` (beat, every RUN_WATCH_INTERVAL) lists each watching product's raw/
   and compares names, sizes and mtimes with what it stored: a high-water mark in PostgreSQL, the
   same for every machine. A new or changed file makes the product pending; a run starts once
-  RUN_QUIET_SECONDS pass with no change and no run of the product is queued or running. So a flood
-  of files makes one run, a file still being written none until it is complete, and files that
-  arrive during a run exactly one more after it.
+  RUN_QUIET_SECONDS have passed since the last file was written with no run of the product queued
+  or running (a look is sent for that moment, so it does not wait for a tick). So a flood of files
+  makes one run, a file still being written none until it is complete, and files that arrive during
+  a run exactly one more after it.
 - `upstream:<slug>#<run id>`: `after_run`, called by the worker the moment a run ends, starts the
   runs of the products that name its product in `on_upstream`. Whoever claims the run's
   `chained_at` first does it, once; the schedule tick's sweep does it for a worker that died
@@ -44,7 +45,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from portal.errors import PortalError
-from portal.work import kernel
+from portal.work import dispatch, kernel
 from provisioning import runs, services
 from provisioning.models import Provisioning, Run, TriggerState
 
@@ -59,7 +60,6 @@ class Config:
     schedule: str = ""
     on_file: bool = False
     on_upstream: tuple[str, ...] = ()
-    suspended: bool = False
 
 
 def config_of(meta: dict) -> Config:
@@ -68,7 +68,7 @@ def config_of(meta: dict) -> Config:
     triggers = meta.get("triggers") or {}
     upstream = set(triggers.get("on_upstream") or []) & set(meta.get("depends_on") or [])
     return Config(schedule=str(meta.get("schedule") or "").strip(), on_file=bool(triggers.get("on_file")),
-                  on_upstream=tuple(sorted(upstream)), suspended=bool(meta.get("suspended")))
+                  on_upstream=tuple(sorted(upstream)))
 
 
 def next_slot(schedule: str, after: datetime) -> datetime | None:
@@ -110,7 +110,7 @@ def store(product, config: Config, *, version: int | None, now: datetime | None 
         if state.schedule != config.schedule or (config.schedule and state.next_run is None):
             since = max(now, state.schedule_slot) if state.schedule_slot else now
             state.next_run = next_slot(config.schedule, since)
-        state.schedule, state.on_file, state.suspended = config.schedule, config.on_file, config.suspended
+        state.schedule, state.on_file = config.schedule, config.on_file
         state.on_upstream = list(config.on_upstream)
         state.config_version = version
         state.save()
@@ -118,20 +118,17 @@ def store(product, config: Config, *, version: int | None, now: datetime | None 
 
 
 def _runnable():
-    """Trigger states of the products that may run by trigger: provisioned, not retired, not suspended."""
-    states = (TriggerState.objects.filter(suspended=False, product__provisioning__provisioned=True,
-                                          product__provisioning__retired=False)
-              .exclude(product__status="retired"))
-    if hasattr(TriggerState.product.field.related_model, "suspended"):  # the index's flag, where it has one
-        states = states.exclude(product__suspended=True)
-    return states
+    """Trigger states of the products that may run by trigger: provisioned, not retired, not suspended
+    (the WID's `suspended` is set at its head, not in an approved version: the index has it)."""
+    return TriggerState.objects.filter(product__provisioning__provisioned=True, product__provisioning__retired=False,
+                                       product__suspended=False).exclude(product__status="retired")
 
 
 def paused(state: TriggerState) -> str:
     """Why the product's triggers start nothing now, or ''."""
     if not _runnable().filter(pk=state.pk).exists():
         product = state.product
-        if state.suspended or getattr(product, "suspended", False):
+        if product.suspended:
             return "suspended"
         if product.status == "retired" or Provisioning.objects.filter(product=product, retired=True).exists():
             return "retired"
@@ -185,9 +182,16 @@ def raw_listing(slug: str) -> dict[str, list[int]]:
     return listing
 
 
-def arrived(before: dict, after: dict) -> bool:
-    """Whether `after` holds a file that `before` did not, or one that changed (written to, replaced)."""
-    return any(before.get(path) != signature for path, signature in after.items())
+def arrival(before: dict, after: dict, *, now: datetime) -> datetime | None:
+    """When the last file that arrived between two listings was written, or None if none did (a file
+    `after` holds and `before` did not, or held otherwise: written to, replaced). Its mtime, kept
+    within the time since the previous look: a copy that kept an old mtime arrived since then, and a
+    file server's clock ahead of ours cannot put it in the future."""
+    written = [signature[0] for path, signature in after.items() if before.get(path) != signature]
+    if not written:
+        return None
+    newest = datetime.fromtimestamp(max(written) / 1e9, tz=dt_timezone.utc)
+    return min(max(newest, now - timedelta(seconds=settings.RUN_WATCH_INTERVAL)), now)
 
 
 def file_run_due(*, pending: bool, changed_at: datetime | None, now: datetime, busy: bool) -> bool:
@@ -221,8 +225,15 @@ def _watch(state: TriggerState, now: datetime) -> int:
         if state is None:
             return 0  # another watcher is at it
         if listing != state.raw_seen:
-            if arrived(state.raw_seen, listing):
-                state.raw_pending, state.raw_changed_at = True, now
+            written = arrival(state.raw_seen, listing, now=now)
+            if written is not None:
+                if not state.raw_pending or state.raw_changed_at is None or written > state.raw_changed_at:
+                    state.raw_changed_at = written
+                state.raw_pending = True
+                # A look at the moment the quiet period ends, not up to a tick later.
+                wait = settings.RUN_QUIET_SECONDS - (now - state.raw_changed_at).total_seconds()
+                transaction.on_commit(lambda: dispatch.send("provisioning.tasks.watch_raw_folders",
+                                                            countdown=max(wait, 0) + 0.05))
             state.raw_seen = listing
         busy = Run.objects.filter(product_id=state.product_id, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]
                                   ).exists()

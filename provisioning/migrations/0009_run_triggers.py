@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('onboarding', '0003_approved_version'),
+        ('onboarding', '0004_issue12_keys'),
         ('provisioning', '0006_access'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -22,7 +22,6 @@ class Migration(migrations.Migration):
                 ('schedule', models.CharField(blank=True, help_text='cron, UTC; empty: none', max_length=100)),
                 ('on_file', models.BooleanField(default=False)),
                 ('on_upstream', models.JSONField(blank=True, default=list, help_text='slugs whose successful runs start one here')),
-                ('suspended', models.BooleanField(default=False, help_text='the approved WID says `suspended: true`')),
                 ('next_run', models.DateTimeField(blank=True, db_index=True, help_text='the next scheduled slot', null=True)),
                 ('schedule_slot', models.DateTimeField(blank=True, help_text='the last scheduled slot started', null=True)),
                 ('raw_seen', models.JSONField(blank=True, default=dict, help_text='raw/ when last looked at: {path: [mtime_ns, size]}')),

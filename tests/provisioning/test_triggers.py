@@ -37,14 +37,14 @@ def make(team):
     an index row (no git): these tests give the triggers as its approved WID would (`triggers.store`)."""
     tag = uuid.uuid4().hex[:5]
 
-    def make(name, depends_on=(), provisioned=True, **config):
+    def make(name, depends_on=(), provisioned=True, suspended=False, **config):
         slug = f"{name}-{tag}"
         data = wid_payload(slug=slug, team=team.slug, depends_on=[f"{d}-{tag}" for d in depends_on], **LOW_RISK)
         product = Product.objects.create(
             **{key: data[key] for key in ("slug", "name", "domain", "target", "classification", "pii", "compute_tier",
                                           "contacts", "data_custodian", "depends_on", "outputs", "sections")},
-            team=team, status="approved", version=1, approved_version=1, path=f"wids/growth/{slug}.md",
-            head_sha="0" * 40, created_at=T0, updated_at=T0)
+            team=team, status="approved", version=1, approved_version=1, suspended=suspended,
+            path=f"wids/growth/{slug}.md", head_sha="0" * 40, created_at=T0, updated_at=T0)
         Provisioning.objects.create(product=product, provisioned=provisioned, outputs={"queue": f"runs.{slug}"})
         upstream = tuple(f"{u}-{tag}" for u in config.pop("on_upstream", ()))
         triggers.store(product, triggers.Config(on_upstream=upstream, **config), version=product.approved_version,
@@ -82,6 +82,35 @@ def test_a_product_waits_for_each_upstream_within_the_reach_and_only_those():
     assert triggers.ready(["b", "c"], in_reach=in_reach, succeeded={"a", "b", "c"})
     # A wave begun at b does not wait for c, which it never runs.
     assert triggers.ready(["b", "c"], in_reach=triggers.reach("b", DIAMOND), succeeded={"b"})
+
+
+# --- the configuration, from the approved WID in git ------------------------------------------------
+def test_the_triggers_are_read_from_the_approved_wid_once_per_approved_version(member):
+    from onboarding import services as wids
+
+    upstream, slug = f"up-{uuid.uuid4().hex[:5]}", f"down-{uuid.uuid4().hex[:5]}"
+    wids.wid_create(user=member, data=wid_payload(slug=upstream, **LOW_RISK))
+    wids.wid_create(user=member, data=wid_payload(
+        slug=slug, depends_on=[upstream], schedule="30 6 * * 1", triggers={"on_file": True, "on_upstream": [upstream]},
+        **LOW_RISK))
+    product = wids.wid_submit(user=member, slug=slug)
+    assert triggers.sync(now=T0) == 0  # not provisioned yet
+    Provisioning.objects.create(product=product, provisioned=True)
+    assert triggers.sync(now=T0) == 1
+    state = TriggerState.objects.get(product=product)
+    assert (state.schedule, state.on_file, state.on_upstream, state.config_version) == (
+        "30 6 * * 1", True, [upstream], product.approved_version)
+    assert state.next_run == datetime(2026, 3, 2, 6, 30, tzinfo=dt_timezone.utc)  # a Monday
+    assert triggers.sync(now=T0) == 0  # nothing changed: git is not read again
+
+    # An amendment counts once approved, not while it is a draft.
+    wids.wid_update(user=member, slug=slug, data={"version": Product.objects.get(slug=slug).version,
+                                                  "schedule": None, "triggers": {"on_file": False, "on_upstream": []}})
+    assert triggers.sync(now=T0) == 0 and TriggerState.objects.get(product=product).on_file
+    wids.wid_submit(user=member, slug=slug)
+    assert triggers.sync(now=T0) == 1
+    state.refresh_from_db()
+    assert (state.schedule, state.on_file, state.on_upstream, state.next_run) == ("", False, [], None)
 
 
 # --- upstreams and waves, on the database ---------------------------------------------------------------
@@ -217,10 +246,19 @@ def test_the_sweep_hands_on_an_end_whose_worker_died_before_handing_it_on(make):
 
 
 # --- files in raw/ and the quiet period ----------------------------------------------------------------
-def test_a_new_or_changed_file_arrived_and_a_removed_one_did_not():
-    assert triggers.arrived({}, {"a.csv": [1, 10]})
-    assert triggers.arrived({"a.csv": [1, 10]}, {"a.csv": [2, 10]})
-    assert not triggers.arrived({"a.csv": [1, 10], "b.csv": [1, 5]}, {"a.csv": [1, 10]})
+def _ns(at: datetime) -> int:
+    return int(at.timestamp() * 1e9)
+
+
+def test_a_new_or_changed_file_arrived_when_written_and_a_removed_one_did_not(settings):
+    settings.RUN_WATCH_INTERVAL = 1.0
+    now, written = T0, T0 - timedelta(seconds=0.4)
+    assert triggers.arrival({}, {"a.csv": [_ns(written), 10]}, now=now) == written
+    assert triggers.arrival({"a.csv": [1, 10]}, {"a.csv": [_ns(written), 10]}, now=now) == written
+    assert triggers.arrival({"a.csv": [1, 10], "b.csv": [1, 5]}, {"a.csv": [1, 10]}, now=now) is None
+    # A copy that kept an old mtime arrived since the previous look; a clock ahead is not believed.
+    assert triggers.arrival({}, {"old.csv": [_ns(T0 - timedelta(days=9)), 1]}, now=now) == now - timedelta(seconds=1)
+    assert triggers.arrival({}, {"ahead.csv": [_ns(T0 + timedelta(hours=1)), 1]}, now=now) == now
 
 
 def test_the_quiet_period_starts_nothing_while_files_come_or_a_run_is_on(settings):
@@ -244,15 +282,20 @@ def test_the_listing_leaves_out_hidden_files_and_links_and_takes_subfolders(lake
     assert triggers.raw_listing("missing") == {}
 
 
+def _drop(path, at: datetime) -> None:
+    path.write_text("id\n1\n")
+    os.utime(path, ns=(_ns(at), _ns(at)))
+
+
 def test_a_flood_of_files_makes_one_run_once_raw_is_quiet(make, lake):
     product = make("a", on_file=True)
     raw = lake / product.slug / "raw"
     raw.mkdir(parents=True)
     for second in range(5):  # a file a second: never two quiet seconds
-        (raw / f"part-{second}.csv").write_text("id\n1\n")
-        assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=second)) == 0
-    assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=5.5)) == 0
-    assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=6)) == 1
+        _drop(raw / f"part-{second}.csv", T0 + timedelta(seconds=second))
+        assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=second + 0.5)) == 0
+    assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=5.9)) == 0
+    assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=6)) == 1  # 2 s after the last file was written
     run = Run.objects.get(product=product)
     assert (run.trigger, run.wave, run.requested_by) == ("file", run.pk, None)
     assert triggers.watch_raw_folders(now=T0 + timedelta(seconds=60)) == 0
