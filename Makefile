@@ -9,7 +9,7 @@ export PORT PORTAL_BASE_URL
 # Every process defaults to production settings; these targets (and the Procfile) are development.
 DEV := DJANGO_SETTINGS_MODULE=portal.settings.dev
 
-.PHONY: run test trials install services browser migrate demo bench bench-provisioning bench-site bench-pages bench-load bench-access clean
+.PHONY: run test trials install services browser migrate demo bench bench-provisioning bench-site bench-pages bench-load bench-access bench-triggers clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +57,9 @@ bench-pages: services
 
 bench-access: services
 	$(PY) bench/access.py $(BENCH_ARGS)
+
+bench-triggers: services
+	$(PY) bench/triggers.py $(BENCH_ARGS)
 
 bench-load: services
 	$(PY) bench/load.py $(BENCH_ARGS)

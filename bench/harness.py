@@ -37,6 +37,7 @@ class BenchPortal:
             "PIPELINES_ROOT": str(ROOT / "var" / f"bench-{name}-pipelines"),
             "WID_REPO_PATH": str(Path(tempfile.mkdtemp(prefix=f"bench-{name}-wids-")) / "repo"),
             "CELERY_TASK_DEFAULT_QUEUE": f"portal-bench-{name}-{self.run}",
+            "RUNS_QUEUE": f"portal-bench-{name}-{self.run}-runs",
             "PROVISION_ON_APPROVAL_TARGETS": "local",
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
             "LOG_LEVEL": "WARNING",
@@ -54,7 +55,8 @@ class BenchPortal:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     @contextmanager
-    def running(self, *, worker: bool = True):
+    def running(self, *, worker: bool = True, beat: bool = False):
+        """`beat`: Celery beat too, with the whole schedule (the triggers' ticks among it)."""
         self._drop_databases()
         subprocess.run([sys.executable, str(ROOT / "scripts" / "services.py")], check=True,
                        stdout=subprocess.DEVNULL, timeout=600)
@@ -64,23 +66,33 @@ class BenchPortal:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        process = None
+        processes = []
+        celery = [sys.executable, "-m", "celery", "-A", "portal"]
         if worker:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "portal", "worker", "-Q", self.env["CELERY_TASK_DEFAULT_QUEUE"],
-                 "--concurrency", "2", "--loglevel", "WARNING", "-n", f"bench-{self.name}-{self.run}@%h"],
+            queues = f"{self.env['CELERY_TASK_DEFAULT_QUEUE']},{self.env['RUNS_QUEUE']}"
+            processes.append(subprocess.Popen(
+                [*celery, "worker", "-Q", queues, "--concurrency", "2", "--loglevel", "WARNING",
+                 "-n", f"bench-{self.name}-{self.run}@%h"],
                 cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True)
+                start_new_session=True))
+        if beat:
+            schedule = Path(tempfile.mkdtemp(prefix=f"bench-{self.name}-beat-")) / "celerybeat-schedule"
+            processes.append(subprocess.Popen(
+                [*celery, "beat", "--loglevel", "WARNING", "--schedule", str(schedule)],
+                cwd=ROOT, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
         try:
             yield self
         finally:
-            if process is not None:
+            for process in reversed(processes):
                 process.terminate()
                 try:
                     process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, 9)
                     process.wait()
+            if beat:
+                shutil.rmtree(schedule.parent, ignore_errors=True)
             self.cleanup()
 
     def cleanup(self) -> None:

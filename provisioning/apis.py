@@ -6,7 +6,7 @@ from rest_framework.views import APIView
 
 from onboarding import selectors as onboarding
 from portal.errors import InvalidInput, error_responses
-from provisioning import archives, runs, services
+from provisioning import archives, runs, services, triggers
 from provisioning.models import Archive, Job, Provisioning, Run
 
 
@@ -194,6 +194,7 @@ class ProvisioningOutput(serializers.Serializer):
     last_job = serializers.IntegerField(source="last_job_id", allow_null=True)
     dependencies = serializers.SerializerMethodField()
     pending_apply = serializers.CharField(source="pending_reason")
+    triggers = serializers.SerializerMethodField()
 
     def get_dependencies(self, state) -> list[dict]:
         """Each product this one reads (in its approved version) and whether the grant is in place."""
@@ -201,6 +202,17 @@ class ProvisioningOutput(serializers.Serializer):
         from provisioning.services import live_meta
 
         return access.dependency_states(state.product, live_meta(state.product)["depends_on"])
+
+    @extend_schema_field(inline_serializer("TriggerState", {
+        "schedule": serializers.CharField(), "next_run": serializers.DateTimeField(allow_null=True),
+        "last_scheduled_run": serializers.DateTimeField(allow_null=True), "on_file": serializers.BooleanField(),
+        "on_upstream": serializers.ListField(child=serializers.CharField()),
+        "files_waiting": serializers.BooleanField(), "files_changed_at": serializers.DateTimeField(allow_null=True),
+        "paused": serializers.CharField(help_text="why its triggers start nothing now (suspended, retired, "
+                                                  "not provisioned), or empty")}))
+    def get_triggers(self, state) -> dict:
+        """What starts its runs besides a person, from its approved WID, and where each trigger stands."""
+        return triggers.summary(state.product)
 
 
 class ProductProvisioningApi(APIView):
@@ -221,6 +233,12 @@ class RunOutput(serializers.Serializer):
     requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
     exit_code = serializers.IntegerField(allow_null=True)
     error = serializers.CharField()
+    trigger = serializers.CharField(help_text="manual, schedule, file or upstream:<slug>#<run id>")
+    wave = serializers.IntegerField(allow_null=True, help_text="the id of the run that began its chain")
+    chain_stopped_at = serializers.SerializerMethodField(
+        help_text="the product where a failure stopped this run's wave, or null")
+    stopped_chain = serializers.ListField(child=serializers.CharField(),
+                                         help_text="the products that got no run because this one failed")
     log_lines = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -229,12 +247,17 @@ class RunOutput(serializers.Serializer):
     def get_url(self, run) -> str:
         return f"/api/v1/runs/{run.pk}/"
 
+    def get_chain_stopped_at(self, run) -> str | None:
+        stopped = self.context["stopped"] if "stopped" in self.context else triggers.chains_stopped([run])
+        return stopped.get(run.wave)
+
 
 class ProductRunListApi(APIView):
     @extend_schema(responses={200: RunOutput(many=True), **error_responses(400, 403, 404)})
     def get(self, request, slug):
         product = onboarding.product_get(slug)
-        return Response(RunOutput(Run.objects.filter(product=product).select_related("product")[:100], many=True).data)
+        latest = list(Run.objects.filter(product=product).select_related("product")[:100])
+        return Response(RunOutput(latest, many=True, context={"stopped": triggers.chains_stopped(latest)}).data)
 
     @extend_schema(request=None, responses={202: RunOutput, **error_responses(400, 403, 404, 409)},
                    description="Run the product's scaffolded pipeline on its own compute (its team and the platform).")

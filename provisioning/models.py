@@ -252,6 +252,8 @@ class Run(Work):
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
+    MANUAL, SCHEDULE, FILE, UPSTREAM = "manual", "schedule", "file", "upstream:"
+
     product = models.ForeignKey("onboarding.Product", on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -260,10 +262,26 @@ class Run(Work):
     exit_code = models.IntegerField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # What started it (provisioning/triggers.py, docs/adr/0021): manual, schedule, file, or
+    # upstream:<slug>#<run id>; and its wave, the id of the run that began the chain it belongs to.
+    trigger = models.CharField(max_length=120, default=MANUAL)
+    wave = models.BigIntegerField(null=True, blank=True, db_index=True)
+    chained_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="when its end was handed on to the products that run after it")
+    stopped_chain = models.JSONField(default=list, blank=True,
+                                     help_text="products of its wave that got no run because this one failed")
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "available_at"], name="run_waiting")]
+        indexes = [models.Index(fields=["status", "available_at"], name="run_waiting"),
+                   # The sweep for ends never handed on (a worker died between the two).
+                   models.Index(fields=["finished_at"], condition=Q(chained_at__isnull=True),
+                                name="run_not_chained")]
+        constraints = [
+            # A product runs once per wave, however many of its upstreams end at the same moment.
+            models.UniqueConstraint(fields=["product", "wave"], condition=Q(trigger__startswith="upstream:"),
+                                    name="one_upstream_run_per_product_and_wave"),
+        ]
 
 
 class RunLogLine(LogLine):
@@ -328,6 +346,8 @@ class UsageCursor(models.Model):
     log_positions = models.JSONField(null=True, blank=True,
                                      help_text="{log file: {offset, modified}} read up to, in the warehouse's log")
     runs_until = models.DateTimeField(null=True, blank=True, help_text="runs finished up to here are counted")
+
+
 class PortMeasurement(models.Model):
     """What the worker measured of one output port right after a run (docs/adr/0023): rows, files,
     the declared checks' results. Never what the pipeline said of itself, since a pipeline could lie."""
@@ -377,3 +397,27 @@ class ProductHealth(models.Model):
                                   help_text="when an output may turn stale: beat evaluates it again then")
     last_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                  help_text="the newest run whose ports were measured")
+
+
+class TriggerState(models.Model):
+    """What starts a product's runs besides a person, and where each trigger stands (docs/adr/0021).
+
+    The configuration is the WID's at its approved version, copied here (`config_version` says
+    which) so that beat's frequent ticks read PostgreSQL, never git. The rest is the triggers'
+    memory, shared by every scheduler and worker: the last scheduled slot started, and what the
+    product's raw/ folder held when last looked at.
+    """
+
+    product = models.OneToOneField("onboarding.Product", on_delete=models.CASCADE, related_name="trigger_state")
+    config_version = models.PositiveIntegerField(null=True, blank=True, help_text="the approved version read")
+    schedule = models.CharField(max_length=100, blank=True, help_text="cron, UTC; empty: none")
+    on_file = models.BooleanField(default=False)
+    on_upstream = models.JSONField(default=list, blank=True, help_text="slugs whose successful runs start one here")
+    next_run = models.DateTimeField(null=True, blank=True, db_index=True, help_text="the next scheduled slot")
+    schedule_slot = models.DateTimeField(null=True, blank=True, help_text="the last scheduled slot started")
+    raw_seen = models.JSONField(default=dict, blank=True, help_text="raw/ when last looked at: {path: [mtime_ns, size]}")
+    raw_changed_at = models.DateTimeField(null=True, blank=True, help_text="when raw/ was last seen to change")
+    raw_pending = models.BooleanField(default=False, help_text="files arrived that no run has started for yet")
+
+    class Meta:
+        indexes = [models.Index(fields=["on_file"], condition=Q(on_file=True), name="trigger_watching")]

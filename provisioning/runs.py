@@ -32,7 +32,7 @@ from django.utils import timezone
 from onboarding.widfile import SLUG_RE
 from portal.errors import Conflict, NotAllowed, NotFound
 from portal.work import kernel
-from provisioning import confinement, health, terraform
+from provisioning import confinement, health, terraform, triggers
 from provisioning.models import Provisioning, Run, RunLogLine
 from provisioning.services import product_spec, state_conn_str, user_can_read_credentials, warehouse_dsn
 
@@ -43,14 +43,21 @@ RUNS = kernel.register(kernel.Kind(
 ))
 
 
-def run_start(*, user, product) -> Run:
-    if not user_can_read_credentials(user, product):
+def run_start(*, user, product, trigger: str = Run.MANUAL, wave: int | None = None) -> Run:
+    """Queue a run. `user` is None when the portal starts it by itself (provisioning/triggers.py says
+    why in `trigger`); a run that no other run started begins a wave of its own."""
+    if user is not None and not user_can_read_credentials(user, product):
         raise NotAllowed("Only the product's team and the platform run its pipeline.")
     state = Provisioning.objects.filter(product=product, provisioned=True, retired=False).first()
     if state is None:
         raise Conflict(f"{product.slug} is not provisioned: there is no pipeline to run yet.")
-    run = Run.objects.create(product=product, requested_by=user, queue=state.outputs.get("queue", ""))
-    kernel.dispatch(run)
+    with transaction.atomic():
+        run = Run.objects.create(product=product, requested_by=user, queue=state.outputs.get("queue", ""),
+                                 trigger=trigger, wave=wave)
+        if wave is None:
+            run.wave = run.pk
+            run.save(update_fields=["wave"])
+        kernel.dispatch(run)
     return run
 
 
@@ -94,6 +101,7 @@ def run_execute(run_id: int) -> str:
         health.after_run(run)
     finally:
         _wake_next(run)
+    triggers.after_run(run)
     return status
 
 

@@ -82,3 +82,19 @@ def sweep_archives() -> int:
     from provisioning import archives
 
     return archives.archives_sweep()
+
+
+@shared_task(ignore_result=True)
+def watch_raw_folders() -> int:
+    """Beat's watch tick (every RUN_WATCH_INTERVAL): files in products' raw/ start their runs."""
+    from provisioning import triggers
+
+    return triggers.watch_raw_folders()
+
+
+@shared_task(ignore_result=True)
+def start_scheduled_runs() -> int:
+    """Beat's schedule tick (every RUN_SCHEDULE_INTERVAL): the runs whose cron slot has come."""
+    from provisioning import triggers
+
+    return triggers.start_scheduled_runs()

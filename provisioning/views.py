@@ -19,9 +19,9 @@ from onboarding import selectors as onboarding
 from portal import pagecache
 from portal.errors import InvalidInput, NotAllowed, NotFound, PortalError, or_404
 from portal.work import kernel
-from provisioning import access, archives, dashboards, health, ports, selectors, services, usage, webhooks
+from provisioning import access, archives, dashboards, health, ports, selectors, services, triggers, usage, webhooks
 from provisioning.forms import AccessFilterForm, DashboardForm, JobFilterForm
-from provisioning.models import AccessEvent, AccessRequest, Archive, CredentialRead, Job, Provisioning
+from provisioning.models import AccessEvent, AccessRequest, Archive, CredentialRead, Job, Provisioning, Run
 
 
 def product_panel(request, product) -> str:
@@ -38,6 +38,21 @@ def product_panel(request, product) -> str:
         "can_apply": services.user_can_start(user, product, Job.Action.APPLY),
         "can_read_credentials": services.user_can_read_credentials(user, product),
         "health": health.report(product) if state and state.provisioned and not state.retired else None,
+    }, request=request)
+
+
+def runs_panel(request, product) -> str:
+    """The runs part of a product's page: what starts its runs, and its latest runs with what started
+    each (listed in settings.PRODUCT_PAGE_PANELS)."""
+    latest = list(Run.objects.filter(product=product).select_related("requested_by")[:10])
+    if not latest and not Provisioning.objects.filter(product=product, provisioned=True).exists():
+        return ""  # nothing to run yet
+    stopped = triggers.chains_stopped(latest)
+    for run in latest:
+        run.chain_stopped_at = stopped.get(run.wave)
+    return render_to_string("provisioning/runs_panel.html", {
+        "product": product, "runs": latest, "triggers": triggers.summary(product),
+        "quiet_seconds": f"{settings.RUN_QUIET_SECONDS:g}",
     }, request=request)
 
 

@@ -303,7 +303,7 @@ if ARCHIVE_RETENTION_DAYS < 1:
 PG_BINDIR = env.str("PG_BINDIR", default="")
 # Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
 # shows them without knowing the apps that provide them.
-PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
+PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel", "provisioning.views.runs_panel"]
 # Checks of a WID's references that other apps own (a source the platform registered, say), run
 # when a WID is saved or submitted: dotted paths of callables (cleaned: dict) -> {field: [message]}.
 WID_REFERENCE_CHECKS: list[str] = []
@@ -358,6 +358,22 @@ USAGE_SAMPLE_SECONDS = env.float("USAGE_SAMPLE_SECONDS", default=60.0)
 # A provisioned product nobody read (nor tried to) for this many days is a candidate for retirement.
 UNUSED_AFTER_DAYS = env.int("UNUSED_AFTER_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["sample-usage"] = {"task": "provisioning.tasks.sample_usage", "schedule": USAGE_SAMPLE_SECONDS}
+# --- Schedules and choreography (provisioning/triggers.py, docs/adr/0021) -------------------------
+# A file run starts once a product's raw/ has not changed for this long: a flood of files makes one run.
+RUN_QUIET_SECONDS = env.float("RUN_QUIET_SECONDS", default=2.0)
+# How often the worker looks at the raw/ folders of products with `on_file`, and at most how many
+# files of one folder it looks at.
+RUN_WATCH_INTERVAL = env.float("RUN_WATCH_INTERVAL", default=1.0)
+RUN_WATCH_MAX_FILES = env.int("RUN_WATCH_MAX_FILES", default=10_000)
+# How often scheduled runs are started (so at most this late), and ends a dead worker left handed on.
+RUN_SCHEDULE_INTERVAL = env.float("RUN_SCHEDULE_INTERVAL", default=15.0)
+# A tick that waited in the queue past the next one is dropped: ticks never pile up behind long work.
+CELERY_BEAT_SCHEDULE["watch-raw-folders"] = {
+    "task": "provisioning.tasks.watch_raw_folders", "schedule": RUN_WATCH_INTERVAL,
+    "options": {"expires": max(RUN_WATCH_INTERVAL, 1.0)}}
+CELERY_BEAT_SCHEDULE["start-scheduled-runs"] = {
+    "task": "provisioning.tasks.start_scheduled_runs", "schedule": RUN_SCHEDULE_INTERVAL,
+    "options": {"expires": RUN_SCHEDULE_INTERVAL}}
 # --- Run confinement (docs/adr/0016) -------------------------------------------------------------
 # strict: every pipeline run in namespaces of its own, as its product's unprivileged uid, under
 # rlimits and Landlock (the runs worker must be root). off: the limits alone, for a development

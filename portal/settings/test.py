@@ -21,8 +21,11 @@ def _own(queue: str) -> str:
 
 
 CELERY_TASK_DEFAULT_QUEUE = _own(env.str("CELERY_TASK_DEFAULT_QUEUE", default="portal-test"))
-# Only the reconciler: fault tests run beat (tests/faults), nothing else does.
-CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"]}
+# Only the reconciler: fault tests run beat (tests/faults); the triggers' test (tests/e2e) adds their
+# ticks with TRIGGERS_BEAT=true.
+CELERY_BEAT_SCHEDULE = {"reconcile-work": CELERY_BEAT_SCHEDULE["reconcile-work"],
+                        **({name: CELERY_BEAT_SCHEDULE[name] for name in ("watch-raw-folders", "start-scheduled-runs")}
+                           if env.bool("TRIGGERS_BEAT", default=False) else {})}
 WID_SITE_QUEUE = _own(env.str("WID_SITE_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-site"))
 RUNS_QUEUE = _own(env.str("RUNS_QUEUE", default=f"{CELERY_TASK_DEFAULT_QUEUE}-runs"))
 CELERY_TASK_ROUTES = {"docs_site.tasks.*": {"queue": WID_SITE_QUEUE},

@@ -75,10 +75,14 @@ def backoff(attempt: int, *, base: float, retry_after: float | None = None) -> f
 
 
 def _claim(delivery_id: int, lease: float) -> Delivery | None:
-    """Take a due delivery for one attempt; the lease keeps a second task (or the reconciler) off it."""
+    """Take a due delivery for one attempt; the lease keeps a second task (or the reconciler) off it.
+
+    It waits for a row lock rather than skipping a locked row: the dispatch that woke it marks the
+    row dispatched just after sending (the task can arrive first), and a skip then left the delivery
+    unsent until the reconciler's next send, minutes later. A second claim waits, then sees the lease."""
     now = timezone.now()
     with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(skip_locked=True)
+        delivery = (Delivery.objects.select_for_update()
                     .filter(pk=delivery_id, status=Delivery.Status.PENDING, available_at__lte=now).first())
         if delivery is None:
             return None

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('onboarding', '0003_approved_version'),
-        ('provisioning', '0008_usage'),
+        ('provisioning', '0009_run_triggers'),
     ]
 
     operations = [

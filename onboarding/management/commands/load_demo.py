@@ -25,8 +25,8 @@ TEAMS = [
 ]
 
 
-def _wid(slug, name, domain, team, classification, pii, tier, depends_on, outputs, value):
-    return {
+def _wid(slug, name, domain, team, classification, pii, tier, depends_on, outputs, value, **extra):
+    return {**extra,
         "slug": slug, "name": name, "domain": domain, "team": team, "target": "local",
         "classification": classification, "pii": pii, "compute_tier": tier,
         "contacts": {
@@ -53,7 +53,8 @@ WIDS = [
                  # Never run in the demo: stale ten minutes after it is provisioned (README, "Freshness and quality").
                  [{"name": "orders", "kind": "table", "freshness": "2h", "checks": {"rows_min": 1}},
                   {"name": "order_lines", "kind": "table", "freshness": "10m"}],
-                 "One trusted table of orders for every team, refreshed hourly."),
+                 "One trusted table of orders for every team, refreshed hourly.",
+                 triggers={"on_file": True, "on_upstream": []}),  # a CSV dropped into its raw/ runs it
      [("bob", "submit", "")]),
     ("alice", _wid("customer-churn", "Customer churn insights", "growth", "growth-analytics", "confidential", True,
                    "medium", ["orders-core"], [{"name": "churn_scores", "kind": "table"},
@@ -71,7 +72,8 @@ WIDS = [
     # Reads orders-core's published tables through a grant in its own Terraform state (approved by policy).
     ("carol", _wid("sales-dashboard", "Sales dashboard", "sales", "sales-ops", "internal", False, "small",
                    ["orders-core"], [{"name": "weekly_sales", "kind": "dashboard"}],
-                   "Weekly sales per region for the sales leads, from the trusted orders."),
+                   "Weekly sales per region for the sales leads, from the trusted orders.",
+                   triggers={"on_file": False, "on_upstream": ["orders-core"]}),  # runs after each orders-core run
      [("carol", "submit", "")]),
 ]
 
