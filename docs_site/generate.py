@@ -66,6 +66,7 @@ class SiteData:
     products: list
     status: dict[int, dict]
     edges: list[tuple[str, str]]
+    notices: dict[str, dict] = field(default_factory=dict)  # deprecated or suspended products: see selectors
     by_slug: dict = field(default_factory=dict)
     links: tuple = ()
 
@@ -78,7 +79,8 @@ def load() -> SiteData:
     products = list(Product.objects.select_related("team").order_by("slug"))
     known = {p.slug for p in products}
     edges = [(up, p.slug) for p in products for up in p.depends_on if up in known]
-    return SiteData(products=products, status=status_summaries(), edges=edges)
+    return SiteData(products=products, status=status_summaries(), edges=edges,
+                    notices=selectors.product_notices(known))
 
 
 # The ingestion patterns, each with a page made from its scaffold variant's README.
@@ -115,6 +117,8 @@ def _table(data: SiteData, products, base: str, *, updated: bool = False) -> str
     for p in products:
         state = data.status.get(p.id, {})
         badge = '<span class="wid-badge provisioned">provisioned</span>' if state.get("provisioned") else ""
+        if p.suspended:
+            badge += ' <span class="wid-badge suspended">suspended</span>'
         cells = [
             f'<a href="{base}{p.domain}/{p.slug}/">{escape(p.name)}</a><br><small>{p.slug}</small>',
             f'<a href="{base}{p.domain}/">{p.domain}</a>', f'<a href="{base}-/teams/{p.team.slug}/">{p.team.slug}</a>',
@@ -221,6 +225,7 @@ def wid_fingerprint(data: SiteData, product) -> str:
         "status": data.status.get(product.id), "portal": settings.PORTAL_BASE_URL,
         "ports": [published_schema(product.slug), str(settings.LAKE_ROOT)],  # where its ports are published
         "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
+        "notices": [data.notices.get(s) for s in sorted(product.depends_on)],  # the banners of what it reads
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -292,7 +297,21 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
         "svg": svg, "upstream": _rows(data, upstream, base), "downstream": _rows(data, downstream, base),
         "missing": [s for s in product.depends_on if s not in data.by_slug],
         "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
+        "notice": _own_notice(meta, reviews),
+        "upstream_notices": [{**data.notices[s], "href": f"{base}{data.notices[s]['domain']}/{s}/"}
+                             for s in product.depends_on if s in data.notices],
     }))
+
+
+def _own_notice(meta: dict, reviews) -> dict | None:
+    """The page's own banner, from its file (the index's copy of it may be behind the page's commit)."""
+    deprecated = meta.get("status") == "deprecated"
+    if not (deprecated or meta.get("suspended")):
+        return None
+    last = {r.action: r.comment for r in reviews if r.action in ("deprecated", "suspended")}
+    return {"status": meta.get("status"), "sunset": meta.get("sunset"), "suspended": bool(meta.get("suspended")),
+            "deprecation": last.get("deprecated", "") if deprecated else "",
+            "suspension": last.get("suspended", "") if meta.get("suspended") else ""}
 
 
 def _live_meta(repo, product, meta: dict, history: list[CommitInfo]) -> dict | None:

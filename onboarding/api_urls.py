@@ -17,4 +17,7 @@ urlpatterns = [
     path("products/<slug:slug>/request-changes/", apis.ProductRequestChangesApi.as_view(),
          name="api-product-request-changes"),
     path("products/<slug:slug>/withdraw/", apis.ProductWithdrawApi.as_view(), name="api-product-withdraw"),
+    path("products/<slug:slug>/deprecate/", apis.ProductDeprecateApi.as_view(), name="api-product-deprecate"),
+    path("products/<slug:slug>/suspend/", apis.ProductSuspendApi.as_view(), name="api-product-suspend"),
+    path("products/<slug:slug>/resume/", apis.ProductResumeApi.as_view(), name="api-product-resume"),
 ]

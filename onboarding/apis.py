@@ -3,7 +3,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -12,8 +12,8 @@ from rest_framework.views import APIView
 from onboarding import selectors, services
 from onboarding.models import Membership, Product
 from onboarding.validation import (
-    ContactsSerializer, LineField, OutputSerializer, PersonSerializer, SectionsSerializer, SlugField, TextField,
-    WidInputSerializer, refuse_control_characters, unknown_keys,
+    ContactsSerializer, LineField, OutputSerializer, PersonSerializer, SectionsSerializer, SlugField, SourceSerializer,
+    TextField, TriggersSerializer, WidInputSerializer, next_run, refuse_control_characters, unknown_keys,
 )
 from portal import pagecache
 from portal.errors import InvalidInput, error_responses, flatten_errors
@@ -65,6 +65,15 @@ class ProductOutput(serializers.Serializer):
     data_custodian = PersonSerializer()
     depends_on = serializers.ListField(child=serializers.CharField())
     outputs = OutputSerializer(many=True)
+    ingestion = serializers.CharField(help_text="file_drop, database_extract, spreadsheet or none.")
+    source = SourceSerializer(allow_null=True)
+    schedule = serializers.CharField(allow_null=True, help_text="Cron, five fields, UTC; null without one.")
+    next_run = serializers.SerializerMethodField(
+        help_text="When the schedule fires next (UTC); null without a schedule, or when the product is retired "
+                  "or suspended.")
+    triggers = TriggersSerializer(allow_null=True)
+    suspended = serializers.BooleanField(help_text="Access to the product's data is switched off, the data kept.")
+    sunset = serializers.DateField(allow_null=True, help_text="Set by deprecate: the day the product goes.")
     sections = SectionsSerializer()
     path = serializers.CharField()
     head_sha = serializers.CharField()
@@ -76,6 +85,13 @@ class ProductOutput(serializers.Serializer):
 
     def get_url(self, product) -> str:
         return f"/api/v1/products/{product.slug}/"
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_next_run(self, product) -> str | None:
+        if product.status == "retired" or product.suspended:
+            return None
+        when = next_run(product.schedule)
+        return when.isoformat().replace("+00:00", "Z") if when else None
 
 
 class ProductDetailOutput(ProductOutput):
@@ -98,6 +114,8 @@ class WidUpdateInput(WidInputSerializer):
 # What a GET of a product returns but a write does not set: accepted back unchanged, so that a
 # client can GET, edit and PATCH the whole object.
 READ_ONLY_KEYS = frozenset(ProductDetailOutput().fields) - frozenset(WidUpdateInput().fields)
+# Of those, what moves by itself between the GET and the PATCH: accepted back with any value.
+MOVING_KEYS = frozenset({"next_run"})
 
 
 class CommentInput(serializers.Serializer):
@@ -242,7 +260,7 @@ class ProductDetailApi(APIView):
                 pk=selectors.product_get(slug).pk)
             current = ProductDetailOutput(product).data
             changed = {key: ["Set by the portal: send it unchanged or leave it out."]
-                       for key, value in sent_back.items() if value != current[key]}
+                       for key, value in sent_back.items() if value != current[key] and key not in MOVING_KEYS}
             if changed:
                 raise InvalidInput(errors=changed)
         product = services.wid_update(user=request.user, slug=slug, data=data)
@@ -285,3 +303,32 @@ ProductRequestChangesApi = _lifecycle_api(
 ProductWithdrawApi = _lifecycle_api(
     services.wid_withdraw, "Drop the open amendment of an approved product: the WID returns to its approved version."
 )
+
+
+class DeprecateInput(serializers.Serializer):
+    sunset = serializers.DateField(input_formats=["iso-8601"], help_text="The day the product goes: after today.")
+    comment = TextField(required=False, allow_blank=True, allow_null=True, trim_whitespace=False,
+                        help_text="Why, and what its readers use instead: every consuming team reads it.")
+
+    def validate_comment(self, value):
+        return value or ""
+
+
+class ProductDeprecateApi(APIView):
+    @extend_schema(request={"application/json": DeprecateInput},
+                   responses={200: ProductDetailOutput, **error_responses(400, 403, 404, 409, 503)},
+                   description="Deprecate an approved product (its team or the platform): status `deprecated`, "
+                               "`sunset` set, every consuming team told (e-mail, webhook `wid.deprecated`). It takes "
+                               "no amendment and no new dependant from then on; its jobs and its destroy go on.")
+    def post(self, request, slug):
+        data = validated(request, DeprecateInput)
+        product = services.wid_deprecate(user=request.user, slug=slug, sunset=data["sunset"],
+                                         comment=data.get("comment", ""))
+        return _product_response(product)
+
+
+ProductSuspendApi = _lifecycle_api(
+    services.wid_suspend, "Switch off access to the product's data, data kept (platform team only): `suspended: "
+                          "true` in the WID, its status unchanged."
+)
+ProductResumeApi = _lifecycle_api(services.wid_resume, "Switch access back on after a suspension (platform team only).")

@@ -4,16 +4,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from onboarding import widfile
-from onboarding.models import Membership, MembershipEvent, Product, Team
+from onboarding.models import Membership, MembershipEvent, Product, ReviewEvent, Team
 from onboarding.widrepo import CommitInfo, GitError, get_repository
 from portal.errors import InvalidInput, NotFound
 
 PLATFORM_GROUP = "platform"
-# Commits that record who asked for or got access to a product's data: not changes to the WID.
-ACCESS_COMMIT_PREFIXES = ("Access ",)
+# Commits that record who asked for or got access to a product's data, or switched it off and on:
+# not changes to the WID.
+RECORD_COMMIT_PREFIXES = ("Access ", "Suspend ", "Resume ")
 
 
 def user_is_platform(user) -> bool:
@@ -103,7 +104,7 @@ def _authors_since_last_approval(product: Product, repo) -> set[str]:
                          or commit.message.startswith(f"{verb} {product.slug}: ")), None)
         if decision == "approve":
             break
-        if decision is None and not commit.message.startswith(ACCESS_COMMIT_PREFIXES):
+        if decision is None and not commit.message.startswith(RECORD_COMMIT_PREFIXES):
             authors.add(commit.author_email.lower())
     return authors
 
@@ -137,6 +138,12 @@ def team_get(slug: str) -> Team:
         return Team.objects.get(slug=slug)
     except Team.DoesNotExist:
         raise NotFound(f"No team {slug!r}.") from None
+
+
+def team_member_emails(team_ids) -> list[str]:
+    """The e-mail addresses of the members of these teams (members without one left out)."""
+    return list(Membership.objects.filter(team_id__in=team_ids).exclude(user__email="")
+                .order_by("team__slug", "user__username").values_list("user__email", flat=True))
 
 
 def team_memberships(team: Team) -> QuerySet[Membership]:
@@ -197,6 +204,22 @@ def dependency_cycle(slug: str, depends_on: list[str]) -> list[str] | None:
         return False
 
     return path if walk(slug) else None
+
+
+def product_notices(slugs) -> dict[str, dict]:
+    """What a reader of these products is warned of: {slug: {slug, name, domain, status, sunset,
+    suspended, deprecation, suspension}} for those deprecated or suspended, with the comments of the
+    last `deprecated` and `suspended` entries of their review logs ("" when there is none)."""
+    products = list(Product.objects.filter(slug__in=list(slugs)).filter(Q(status="deprecated") | Q(suspended=True))
+                    .exclude(status="retired"))
+    comments = {(product_id, action): comment for product_id, action, comment in ReviewEvent.objects.filter(
+        product__in=products, action__in=("deprecated", "suspended")).order_by("position")
+        .values_list("product_id", "action", "comment")}  # the last of each wins
+    return {p.slug: {"slug": p.slug, "name": p.name, "domain": p.domain, "status": p.status, "sunset": p.sunset,
+                     "suspended": p.suspended,
+                     "deprecation": comments.get((p.id, "deprecated"), "") if p.status == "deprecated" else "",
+                     "suspension": comments.get((p.id, "suspended"), "") if p.suspended else ""}
+            for p in products}
 
 
 def product_dependants(slug: str) -> list[Product]:

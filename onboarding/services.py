@@ -9,17 +9,19 @@ commit) rolls the transaction back and takes the git commits back, still under t
 import logging
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import partial
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone as dj_timezone
+from django.utils.module_loading import import_string
 
 from onboarding import selectors, signals, widfile
 from onboarding.models import Membership, MembershipEvent, Product, ReviewEvent, Team
-from onboarding.validation import clean_text, clean_wid_input, merge_input, one_line, refuse_unstorable
+from onboarding.validation import clean_text, clean_wid_input, merge_input, one_line, plain, refuse_unstorable
 from onboarding.widfile import ReviewEntry, WidDocument
 from onboarding.widrepo import (Author, CommitInfo, GitError, PushRejected, RepositoryBusy, RepositoryMissing,
                                 get_repository)
@@ -30,7 +32,12 @@ logger = logging.getLogger(__name__)
 
 POLICY_AUTHOR = Author("Onboarding policy", "policy@portal.invalid")
 EDITABLE_STATUSES = {"draft", "changes_requested", "rejected"}
-# action: (statuses it may start from, status it leads to, review log entry, commit verb, signal)
+# An amendment's status: open while the approved version's infrastructure keeps running.
+AMENDMENT_STATUSES = {"draft", "submitted", "changes_requested", "rejected"}
+# Statuses of a WID whose approved version may be live (with an approved version on record).
+LIVE_STATUSES = {"approved", "deprecated", *AMENDMENT_STATUSES}
+# action: (statuses it may start from, status it leads to (None: it stays), review log entry, commit
+# verb, signal)
 TRANSITIONS = {
     "submit": ({"draft", "changes_requested", "rejected"}, "submitted", "submitted", "Submit", signals.wid_submitted),
     "approve": ({"submitted"}, "approved", "approved", "Approve", signals.wid_approved),
@@ -38,14 +45,19 @@ TRANSITIONS = {
     "request_changes": ({"submitted"}, "changes_requested", "changes_requested", "Request changes to",
                         signals.wid_changes_requested),
     # A product whose infrastructure is live is retired by its destroy, whatever its amendment's state.
-    "retire": ({"approved", "draft", "submitted", "changes_requested", "rejected"}, "retired", "retired", "Retire",
-               signals.wid_retired),
+    "retire": (LIVE_STATUSES, "retired", "retired", "Retire", signals.wid_retired),
     # Drop an open amendment: the WID goes back to its approved version.
-    "withdraw": ({"draft", "submitted", "changes_requested", "rejected"}, "approved", "withdrawn", "Withdraw the amendment of",
-                 signals.wid_withdrawn),
+    "withdraw": (AMENDMENT_STATUSES, "approved", "withdrawn", "Withdraw the amendment of", signals.wid_withdrawn),
+    # Announce the end: no amendment, no new dependant; the live version runs until its destroy.
+    "deprecate": ({"approved"}, "deprecated", "deprecated", "Deprecate", signals.wid_deprecated),
+    # Access off and on, data kept; the live version is what is suspended, whatever its amendment's state.
+    "suspend": (LIVE_STATUSES, None, "suspended", "Suspend", signals.wid_suspended),
+    "resume": (LIVE_STATUSES, None, "resumed", "Resume", signals.wid_resumed),
 }
-# An amendment's status: open while the approved version's infrastructure keeps running.
-AMENDMENT_STATUSES = {"draft", "submitted", "changes_requested", "rejected"}
+# Actions whose signal carries plain values (slug, version, actor's username, ...): see signals.py.
+VALUE_SIGNAL_ACTIONS = {"deprecate", "suspend", "resume"}
+# Optional keys that record the product's life, not its description: an edit or a withdrawal keeps them.
+LIFE_KEYS = ("suspended", "sunset")
 CLASSIFICATION_RANK = {name: rank for rank, name in enumerate(widfile.CLASSIFICATIONS)}
 SENSITIVE_CLASSIFICATIONS = {"confidential", "restricted"}
 COMMENT_MAX_LENGTH = 10_000
@@ -137,7 +149,9 @@ def user_author(user) -> Author:
     return Author(user.get_full_name() or user.username, user.email or f"{user.username}@users.portal.invalid")
 
 
-def _check_references(cleaned: dict, *, user, slug: str) -> Team:
+def _check_references(cleaned: dict, *, user, slug: str, depended_on: list[str] = ()) -> Team:
+    """Refuse references the fields alone cannot judge (team, products read, the checks of other
+    apps); `depended_on`: the products the WID read before this change."""
     try:
         team = Team.objects.get(slug=cleaned["team"])
     except Team.DoesNotExist:
@@ -152,12 +166,28 @@ def _check_references(cleaned: dict, *, user, slug: str) -> Team:
     retired = [s for s in depends_on if existing[s] == "retired"]
     if retired:
         raise InvalidInput.on("depends_on", f"Retired products cannot be read from: {', '.join(retired)}.")
+    deprecated = [s for s in depends_on if existing[s] == "deprecated" and s not in depended_on]
+    if deprecated:
+        raise InvalidInput.on("depends_on", f"Deprecated products take no new readers: {', '.join(deprecated)}.")
     cycle = selectors.dependency_cycle(slug, depends_on)
     if cycle:
         raise InvalidInput.on("depends_on", f"This would make a cycle: {' → '.join(cycle)}.")
     if not selectors.user_is_member(user, team):
         raise NotAllowed(f"Only members of {team.slug!r} write its products.")
+    _run_reference_checks(cleaned)
     return team
+
+
+def _run_reference_checks(cleaned: dict) -> None:
+    """The checks other apps plug in (`WID_REFERENCE_CHECKS`: "source not registered", say), so that
+    onboarding refuses what it cannot know about without importing them. Each is a callable
+    `(cleaned) -> {field: [message, ...]}`, called with the WID's input shape."""
+    errors: dict[str, list[str]] = {}
+    for path in settings.WID_REFERENCE_CHECKS:
+        for field, messages in (import_string(path)(cleaned) or {}).items():
+            errors.setdefault(field, []).extend(messages)
+    if errors:
+        raise InvalidInput(errors=errors)
 
 
 def approved_version(meta: dict) -> int | None:
@@ -169,7 +199,8 @@ def approved_version(meta: dict) -> int | None:
 
 
 def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewEntry],
-              approved: int | None = None) -> WidDocument:
+              approved: int | None = None, life: dict | None = None) -> WidDocument:
+    """The file for `cleaned` (the input shape); `life`: the LIFE_KEYS the current file holds."""
     meta = {
         "slug": cleaned["slug"],
         "name": cleaned["name"],
@@ -184,15 +215,21 @@ def _document(cleaned: dict, *, status: str, version: int, reviews: list[ReviewE
         "contacts": {role: dict(cleaned["contacts"][role]) for role in ("business", "technical")},
         "data_custodian": dict(cleaned["data_custodian"]),
         "depends_on": list(cleaned["depends_on"]),
-        "outputs": [dict(o) for o in cleaned["outputs"]],
+        "outputs": plain(list(cleaned["outputs"])),
     }
     if approved is not None:
         meta["approved_version"] = approved
+    meta.update({key: value for key, value in (life or {}).items() if key in LIFE_KEYS})
+    if cleaned.get("ingestion") not in (None, "none"):  # absent means none
+        meta["ingestion"] = cleaned["ingestion"]
+    for key in ("source", "schedule", "triggers"):
+        if cleaned.get(key) is not None:
+            meta[key] = plain(cleaned[key])
     return WidDocument(meta=meta, sections=dict(cleaned["sections"]), reviews=list(reviews))
 
 
 def document_as_input(doc: WidDocument) -> dict:
-    data = {k: v for k, v in doc.meta.items() if k not in ("status", "version", *widfile.OPTIONAL_KEYS)}
+    data = {k: v for k, v in doc.meta.items() if k not in ("status", "version", *widfile.PORTAL_KEYS)}
     data["sections"] = dict(doc.sections)
     return data
 
@@ -385,6 +422,9 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
                 errors={"version": [f"The current version is {current.meta['version']}."]},
             )
         status = current.meta["status"]
+        if status == "deprecated":
+            raise Conflict(f"{slug} is deprecated: it takes no amendment (its sunset is "
+                           f"{current.meta.get('sunset')}). Describe what replaces it in a new WID.")
         if status not in EDITABLE_STATUSES and status != "approved":
             raise Conflict(f"{_a_status(status)} WID cannot be edited.")
         cleaned = clean_wid_input(merge_input(document_as_input(current), changes))
@@ -395,10 +435,10 @@ def wid_update(*, user, slug: str, data: dict) -> Product:
         if live is not None and cleaned["target"] != current.meta["target"]:
             raise InvalidInput.on("target", "The target of a provisioned product never changes: "
                                             "create a new product on the other target instead.")
-        _check_references(cleaned, user=user, slug=slug)
+        _check_references(cleaned, user=user, slug=slug, depended_on=current.meta["depends_on"])
         # Editing an approved WID opens an amendment: a draft, while the approved version stays live.
         doc = _document(cleaned, status="draft" if status == "approved" else status, version=version + 1,
-                        reviews=current.reviews, approved=live)
+                        reviews=current.reviews, approved=live, life=current.meta)
         if document_as_input(doc) == document_as_input(current):
             return product  # nothing changed: no empty commit, no new version
         return _commit(doc, author=user_author(user),
@@ -426,35 +466,59 @@ def _clean_comment(comment: str | None, *, required: bool) -> str:
     return text
 
 
-def _transition(product: Product, current: WidDocument, action: str, *, actor, comment: str) -> Product:
+_PAST_PARTICIPLES = {"submit": "submitted", "retire": "retired", "withdraw": "withdrawn", "deprecate": "deprecated",
+                     "suspend": "suspended", "resume": "resumed"}
+
+
+def _transition(product: Product, current: WidDocument, action: str, *, actor, comment: str,
+                sunset: date | None = None) -> Product:
     allowed_from, new_status, entry_action, verb, signal = TRANSITIONS[action]
     status = current.meta["status"]
     if status not in allowed_from:
-        raise Conflict(f"{_a_status(status)} WID cannot be "
-                       f"{({'submit': 'submitted', 'retire': 'retired', 'withdraw': 'withdrawn'}).get(action, 'decided')}.")
+        raise Conflict(f"{_a_status(status)} WID cannot be {_PAST_PARTICIPLES.get(action, 'decided')}"
+                       + (" while an amendment is open: withdraw it or have it decided first." if action == "deprecate"
+                          and status in AMENDMENT_STATUSES and approved_version(current.meta) else "."))
     live = approved_version(current.meta)
-    if action in ("retire", "withdraw") and live is None:
+    if action in ("retire", "withdraw", "suspend", "resume") and live is None:
         raise Conflict(f"{product.slug} was never approved: there is "
-                       + ("nothing to retire." if action == "retire" else "no amendment to withdraw."))
+                       + ({"retire": "nothing to retire.", "withdraw": "no amendment to withdraw."}
+                          .get(action, f"nothing live to {action}.")))
+    if action == "suspend" and current.meta.get("suspended"):
+        raise Conflict(f"{product.slug} is suspended already.")
+    if action == "resume" and not current.meta.get("suspended"):
+        raise Conflict(f"{product.slug} is not suspended: there is nothing to resume.")
     entry = ReviewEntry(
         action=entry_action, at=_now(), actor=actor.username if actor else "",
         actor_name=(actor.get_full_name() or actor.username) if actor else "", comment=comment,
     )
-    meta = {**current.meta, "status": new_status, "version": current.meta["version"] + 1}
+    meta = {**current.meta, "status": new_status or status, "version": current.meta["version"] + 1}
     sections = current.sections
     if action == "approve":
         meta["approved_version"] = meta["version"]
     elif action == "withdraw":
         approved = selectors.document_at_version(product, live)
-        meta = {**approved.meta, "status": new_status, "version": meta["version"], "approved_version": live}
+        meta = {**{k: v for k, v in approved.meta.items() if k not in LIFE_KEYS},
+                **{k: current.meta[k] for k in LIFE_KEYS if k in current.meta},
+                "status": new_status, "version": meta["version"], "approved_version": live}
         sections = approved.sections
     elif live is not None:
         meta["approved_version"] = live
+    if action == "deprecate":
+        meta["sunset"] = sunset
+    elif action == "suspend":
+        meta["suspended"] = True
+    elif action in ("resume", "retire"):
+        meta.pop("suspended", None)  # a retired product has nothing left to suspend
     doc = WidDocument(meta=meta, sections=sections, reviews=[*current.reviews, entry])
     first_line = one_line(comment.split("\n", 1)[0], 100)  # git log's own separators never reach a subject
     message = f"{verb} {product.slug}" + (f": {first_line}" if first_line else "")
     product = _commit(doc, author=user_author(actor) if actor else POLICY_AUTHOR, message=message)
-    signal.send(sender=Product, product=product, actor=actor)
+    if action in VALUE_SIGNAL_ACTIONS:
+        extras = {"sunset": sunset} if action == "deprecate" else {}
+        signal.send(sender=Product, slug=product.slug, version=product.version,
+                    actor=actor.username if actor else None, comment=comment, **extras)
+    else:
+        signal.send(sender=Product, product=product, actor=actor)
     _notify(product, position=len(doc.reviews))
     return product
 
@@ -531,7 +595,10 @@ def wid_submit(*, user, slug: str, comment: str = "") -> Product:
         product = _locked_product(slug)
         if not selectors.user_can_edit_product(user, product):
             raise NotAllowed(f"Only members of {product.team.slug!r} submit this product.")
-        product = _transition(product, _read_current(product), "submit", actor=user, comment=comment)
+        current = _read_current(product)
+        if current.meta["status"] in TRANSITIONS["submit"][0]:  # else the transition says why not (409)
+            _run_reference_checks(document_as_input(current))  # what they check may have changed since the save
+        product = _transition(product, current, "submit", actor=user, comment=comment)
         approve, reason = _verdict(product, _read_current(product).meta)
         if approve:
             product = _transition(product, _read_current(product), "approve", actor=None, comment=reason)
@@ -612,10 +679,85 @@ def wid_retire(*, user, slug: str, comment: str) -> Product:
         return _transition(product, _read_current(product), "retire", actor=user, comment=comment)
 
 
+def _clean_sunset(sunset) -> date:
+    """A date strictly after today (UTC): the day the product goes. Takes a date or "YYYY-MM-DD"."""
+    if sunset in (None, ""):
+        raise InvalidInput.on("sunset", "Give the sunset date (YYYY-MM-DD): when the product goes.")
+    if isinstance(sunset, str):
+        try:
+            sunset = date.fromisoformat(sunset) if len(sunset) == 10 else None
+        except ValueError:
+            sunset = None
+    if not isinstance(sunset, date) or isinstance(sunset, datetime):
+        raise InvalidInput.on("sunset", "A date as YYYY-MM-DD.")
+    today = datetime.now(timezone.utc).date()
+    if sunset <= today:
+        raise InvalidInput.on("sunset", f"A date after today ({today.isoformat()}): its readers need time to move.")
+    return sunset
+
+
+def wid_deprecate(*, user, slug: str, sunset, comment: str = "") -> Product:
+    """Announce a product's end: it takes no amendment and no new dependant from now, its live
+    version runs (jobs and its destroy allowed) until the sunset, and every team that reads it is told."""
+    sunset = _clean_sunset(sunset)
+    comment = _clean_comment(comment, required=False)
+    repo = get_repository()
+    with _write_lock(repo), transaction.atomic():
+        product = _locked_product(slug)
+        if not (selectors.user_can_edit_product(user, product) or selectors.user_is_platform(user)):
+            raise NotAllowed(f"Only members of {product.team.slug!r} and the platform deprecate this product.")
+        product = _transition(product, _read_current(product), "deprecate", actor=user, comment=comment,
+                              sunset=sunset)
+        _notify_consumers(product)
+        return product
+
+
+def wid_suspend(*, user, slug: str, comment: str = "") -> Product:
+    """Switch off access to the live product, data kept (the "did anyone scream" test): recorded as
+    `suspended: true` in the WID; its status and its decision dates stay as they are."""
+    return _platform_switch("suspend", user=user, slug=slug, comment=comment)
+
+
+def wid_resume(*, user, slug: str, comment: str = "") -> Product:
+    return _platform_switch("resume", user=user, slug=slug, comment=comment)
+
+
+def _platform_switch(action: str, *, user, slug: str, comment: str) -> Product:
+    comment = _clean_comment(comment, required=False)
+    repo = get_repository()
+    with _write_lock(repo), transaction.atomic():
+        product = _locked_product(slug)
+        if not selectors.user_is_platform(user):
+            raise NotAllowed(f"Only the platform team {action}s products.")
+        return _transition(product, _read_current(product), action, actor=user, comment=comment)
+
+
+def _notify_consumers(product: Product) -> None:
+    """E-mail the members of every team whose products read this one, and those products' contacts,
+    through the outbox (the product's own contacts hear of it with every review log entry)."""
+    from django.template.loader import render_to_string
+
+    from portal.work import deliveries
+
+    consumers = selectors.product_dependants(product.slug)
+    if not consumers:
+        return
+    event = product.review_events.order_by("-position").first()
+    context = {"event": event, "product": product, "consumers": consumers, "base_url": settings.PORTAL_BASE_URL,
+               "url": f"{settings.PORTAL_BASE_URL}/products/{product.slug}/"}
+    recipients = selectors.team_member_emails({c.team_id for c in consumers})
+    recipients += [c.contacts[role]["email"] for c in consumers for role in ("technical", "business")]
+    deliveries.record_email(
+        f"wid.{event.action}", recipients=recipients,
+        subject=render_to_string("onboarding/email/consumers_subject.txt", context).strip(),
+        body=render_to_string("onboarding/email/consumers_body.txt", context),
+    )
+
+
 # --- the index ----------------------------------------------------------------------------------
 def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
     meta = doc.meta
-    reviews = [r for r in doc.reviews if r.action not in widfile.ACCESS_ACTIONS]
+    reviews = [r for r in doc.reviews if r.action not in widfile.STATUS_NEUTRAL_ACTIONS]
     withdrawn = next((i for i in range(len(reviews) - 1, -1, -1) if reviews[i].action != "retired"), None)
     if withdrawn is not None and reviews[withdrawn].action == "withdrawn":
         # Back to the approved version: its submission and approval are the ones that count.
@@ -638,9 +780,18 @@ def _index_fields(doc: WidDocument, *, head: CommitInfo, team: Team) -> dict:
         "pii": meta["pii"], "compute_tier": meta["compute_tier"], "contacts": meta["contacts"],
         "data_custodian": meta["data_custodian"], "depends_on": meta["depends_on"], "outputs": meta["outputs"],
         "approved_version": approved_version(meta),
+        "ingestion": meta.get("ingestion") or "none", "source": meta.get("source"), "schedule": meta.get("schedule"),
+        "triggers": meta.get("triggers"), "suspended": bool(meta.get("suspended")), "sunset": _date(meta.get("sunset")),
         "sections": doc.sections, "path": doc.path, "head_sha": head.sha, "updated_at": head.date,
         "submitted_at": submitted_at, "decided_at": decided_at,
     }
+
+
+def _date(value) -> date | None:
+    """YAML reads `sunset: 2027-03-31` as a date; a hand-written quoted one is a string."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    return date.fromisoformat(str(value))
 
 
 def _review_rows(product: Product, reviews: list[ReviewEntry], *, start: int = 0) -> list[ReviewEvent]:

@@ -4,7 +4,10 @@ A DRF serializer describes them once: the API uses it for its OpenAPI schema, an
 run it on every input, whichever door the input came through.
 """
 import re
+from datetime import datetime, timezone
 
+import sqlparse
+from croniter import CroniterError, croniter
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -127,11 +130,68 @@ class OutputName(SingleLine, serializers.RegexField):
     pass
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """JSON numbers that are whole only: DRF would take "5", 5.0 and true as 5 and 1."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("Send a whole number.")
+        return super().to_internal_value(data)
+
+
+IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+_IDENTIFIER_MESSAGE = "Use 1 to 63 lowercase letters, digits and '_', not starting with a digit."
+
+
+class ColumnName(SingleLine, serializers.RegexField):
+    default_error_messages = {"invalid": f"A column is a PostgreSQL identifier. {_IDENTIFIER_MESSAGE}"}
+
+    def __init__(self, **kwargs):
+        super().__init__(IDENTIFIER_PATTERN, **kwargs)
+
+
+# An output's oldest acceptable age: a whole number of minutes, hours or days, at most a year.
+_FRESHNESS_RE = re.compile(r"([0-9]{1,9})([mhd])")
+_MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+FRESHNESS_MAX_MINUTES = 365 * 24 * 60
+
+
+def freshness_minutes(value: str) -> int:
+    """`24h` -> 1440: what the freshness checks compare an output's age with."""
+    number, unit = _FRESHNESS_RE.fullmatch(value).groups()
+    return int(number) * _MINUTES[unit]
+
+
+class FreshnessField(LineField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not _FRESHNESS_RE.fullmatch(value):
+            raise serializers.ValidationError("Write a whole number and a unit: 30m, 24h or 7d.")
+        minutes = freshness_minutes(value)
+        if minutes <= 0:
+            raise serializers.ValidationError("An age above 0: 30m, 24h or 7d.")
+        if minutes > FRESHNESS_MAX_MINUTES:
+            raise serializers.ValidationError("At most 365 days (365d).")
+        return value
+
+
+class ChecksSerializer(serializers.Serializer):
+    """What each run checks of the output's data: at least `rows_min` rows; no NULL in the
+    `not_null` columns; no two rows sharing the values of the `unique` columns (one key, together)."""
+
+    rows_min = StrictIntegerField(min_value=0, required=False)
+    not_null = serializers.ListField(child=ColumnName(), required=False, max_length=100)
+    unique = serializers.ListField(child=ColumnName(), required=False, max_length=100)
+
+
 class OutputSerializer(serializers.Serializer):
     name = OutputName(r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$", error_messages={
         "invalid": "Use letters, digits, '_', '.' and '-', starting with a letter (at most 100)."
     })
     kind = serializers.ChoiceField(choices=widfile.OUTPUT_KINDS)
+    freshness = FreshnessField(required=False, max_length=12,
+                               help_text="Oldest acceptable age of the data: 30m, 24h, 7d (at most 365d).")
+    checks = ChecksSerializer(required=False)
 
     def validate(self, attrs):
         # A table port becomes a table in the product's published schema: a plain PostgreSQL identifier.
@@ -139,10 +199,130 @@ class OutputSerializer(serializers.Serializer):
             raise serializers.ValidationError({"name": [
                 "A table output is published as a warehouse table: use 1 to 63 lowercase letters, digits and "
                 "'_', starting with a letter."]})
-        return attrs
+        if "checks" in attrs and not attrs["checks"]:
+            del attrs["checks"]  # no checks: absent, as when left out
+        errors = {}
+        for key in ("freshness", "checks"):
+            if key in attrs and attrs.get("kind") not in widfile.CHECKED_OUTPUT_KINDS:
+                errors[key] = [f"Only a table or a feed output has {key}: a run writes their data."]
+        for key in ("not_null", "unique"):
+            columns = attrs.get("checks", {}).get(key, [])
+            repeated = sorted({c for c in columns if columns.count(c) > 1})
+            if repeated and "checks" not in errors:
+                errors["checks"] = [f"{key} names a column twice: {', '.join(repeated)}."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return plain(attrs)
+
+
+def plain(value):
+    """Validated data as plain dicts and lists (DRF gives OrderedDicts, which YAML cannot write)."""
+    if isinstance(value, dict):
+        return {key: plain(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain(inner) for inner in value]
+    return value
 
 
 TABLE_PORT_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+SOURCE_TABLE_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}\.[a-z_][a-z0-9_]{0,62}")
+QUERY_MAX_LENGTH = 10_000
+# What a query that only reads never holds (a shape check: the extract also runs it read-only).
+_WRITING_KEYWORDS = {"INTO", "COPY", "CALL", "DO", "LOCK", "SET", "RESET", "GRANT", "REVOKE", "VACUUM",
+                     "ANALYZE", "REFRESH", "NOTIFY", "LISTEN", "EXECUTE", "PREPARE", "DISCARD"}
+
+
+class SourceTable(SingleLine, serializers.RegexField):
+    default_error_messages = {"invalid": f"Write schema.table, each part a PostgreSQL identifier. {_IDENTIFIER_MESSAGE}"}
+
+    def __init__(self, **kwargs):
+        super().__init__(rf"^{SOURCE_TABLE_RE.pattern}$", max_length=127, **kwargs)
+
+
+class QueryText(StringOnly, serializers.CharField):
+    """One SQL SELECT, kept as written (line endings aside), without a final semicolon."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        try:
+            refuse_unstorable(text)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+        text = clean_text(text).strip()
+        if len(text) > QUERY_MAX_LENGTH:
+            raise serializers.ValidationError(f"At most {QUERY_MAX_LENGTH:,} characters.")
+        statements = [s for s in sqlparse.split(text) if s.strip().rstrip(";").strip()]
+        if len(statements) != 1:
+            raise serializers.ValidationError("Write one SELECT statement." if statements
+                                              else "Write a SELECT statement.")
+        statement = sqlparse.parse(statements[0])[0]
+        if statement.get_type() != "SELECT":
+            raise serializers.ValidationError("Only a SELECT reads: write one SELECT statement.")
+        for token in statement.flatten():
+            if (token.ttype in (sqlparse.tokens.DML, sqlparse.tokens.DDL) and token.normalized != "SELECT") \
+                    or (token.is_keyword and token.normalized in _WRITING_KEYWORDS):
+                raise serializers.ValidationError(f"A SELECT that only reads: {token.normalized} is not allowed.")
+        return statements[0].strip().rstrip(";").rstrip()
+
+
+class SourceSerializer(serializers.Serializer):
+    """Where a database extract or a spreadsheet comes from: a source the platform registered, by name
+    (its address and credentials stay with the platform), and for a database, a table or a query."""
+
+    name = SlugField(help_text="The name of a source the platform registered.")
+    table = SourceTable(required=False, allow_null=True, help_text="schema.table, for a database extract.")
+    query = QueryText(required=False, allow_null=True, help_text="One SELECT, for a database extract.")
+
+    def validate(self, attrs):
+        return {key: value for key, value in attrs.items() if value is not None}
+
+    def to_representation(self, instance):
+        # Null (accepted, to drop a stored key in a PATCH) is never stored, nor shown for what is absent.
+        return {key: value for key, value in super().to_representation(instance).items() if value is not None}
+
+
+def next_run(schedule: str | None, *, after: datetime | None = None) -> datetime | None:
+    """When `schedule` fires next (UTC), or None without one."""
+    if not schedule:
+        return None
+    start = after or datetime.now(timezone.utc)
+    return croniter(schedule, start.astimezone(timezone.utc)).get_next(datetime)
+
+
+class ScheduleField(LineField):
+    """A five-field cron expression (minute hour day-of-month month day-of-week, UTC)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=100, **kwargs)
+
+    def to_internal_value(self, data):
+        value = " ".join(super().to_internal_value(data).split())
+        if len(value.split(" ")) != 5:
+            raise serializers.ValidationError(
+                "Write five cron fields: minute hour day-of-month month day-of-week, e.g. \"0 6 * * *\".")
+        if not croniter.is_valid(value):
+            raise serializers.ValidationError(f"{value!r} is not a valid cron expression.")
+        try:
+            next_run(value)
+        except (CroniterError, ValueError, KeyError, OverflowError):  # 31 February: valid, and never comes
+            raise serializers.ValidationError(f"{value!r} never fires: no date matches it.") from None
+        return value
+
+
+class TriggersSerializer(serializers.Serializer):
+    """What else starts a run: a new file in the product's raw/ area, a successful run of an upstream."""
+
+    on_file = StrictBooleanField(required=False, default=False)
+    on_upstream = serializers.ListField(child=SlugField(), required=False, default=list, max_length=100)
+
+    def validate_on_upstream(self, value):
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise serializers.ValidationError(f"Name each upstream once: {', '.join(repeated)} repeats.")
+        return value
 
 
 # Markdown that Python-Markdown takes minutes or its whole stack to render (measured: 4,000 `[`
@@ -219,6 +399,12 @@ class WidInputSerializer(serializers.Serializer):
     data_custodian = PersonSerializer()
     depends_on = serializers.ListField(child=SlugField(), required=False, default=list, max_length=100)
     outputs = serializers.ListField(child=OutputSerializer(), required=False, default=list, max_length=100)
+    ingestion = serializers.ChoiceField(choices=widfile.INGESTIONS, required=False, allow_null=True,
+                                        help_text="How data reaches the product's raw/ area; none when left out.")
+    source = SourceSerializer(required=False, allow_null=True,
+                              help_text="Required for database_extract and spreadsheet, refused otherwise.")
+    schedule = ScheduleField(required=False, allow_null=True, help_text="Cron, five fields, UTC: \"0 6 * * *\".")
+    triggers = TriggersSerializer(required=False, allow_null=True)
     sections = SectionsSerializer()
 
     def validate_depends_on(self, value):
@@ -230,6 +416,33 @@ class WidInputSerializer(serializers.Serializer):
         if repeated:
             raise serializers.ValidationError(f"Each output has a name of its own: {', '.join(repeated)} repeats.")
         return value
+
+    def validate(self, attrs):
+        errors = {}
+        ingestion = attrs.get("ingestion") or "none"
+        source = attrs.get("source")
+        if ingestion in SOURCED_INGESTIONS and not source:
+            errors["source"] = [f"A {ingestion} names its source: {{\"name\": ...}}"
+                                + (" and a table or a query." if ingestion == "database_extract" else ".")]
+        elif source and ingestion not in SOURCED_INGESTIONS:
+            errors["source"] = ["Only a database_extract or a spreadsheet ingestion has a source."]
+        elif source and ingestion == "database_extract" and ("table" in source) == ("query" in source):
+            errors["source"] = ["A database extract reads a table or a query: give one of the two."]
+        elif source and ingestion == "spreadsheet":
+            errors.update({f"source.{key}": ["A spreadsheet source is its name only (the platform registers "
+                                             "its folder)."] for key in ("table", "query") if key in source})
+        triggers = attrs.get("triggers")
+        if triggers:
+            outside = [s for s in triggers["on_upstream"] if s not in attrs.get("depends_on", [])]
+            if outside:
+                errors["triggers.on_upstream"] = [
+                    f"A run is triggered only by products it depends on: add {', '.join(outside)} to depends_on."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+SOURCED_INGESTIONS = ("database_extract", "spreadsheet")
 
 
 def clean_wid_input(data) -> dict:

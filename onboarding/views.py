@@ -12,9 +12,10 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from onboarding import selectors, services, widfile
-from onboarding.forms import CommentForm, MemberForm, TeamForm, WidForm
+from onboarding.forms import CommentForm, DeprecateForm, MemberForm, TeamForm, WidForm
 from onboarding.models import Team
 from onboarding.templatetags.wid import wid_markdown
+from onboarding.validation import next_run
 from portal import pagecache
 from portal.errors import Conflict, InvalidInput, NotAllowed, NotFound, PortalError, or_404
 
@@ -120,7 +121,8 @@ def product_edit(request, slug):
     if request.method != "POST":
         data = {**{f: getattr(product, f) for f in ("slug", "name", "domain", "target", "classification", "pii",
                                                     "compute_tier", "contacts", "data_custodian", "depends_on",
-                                                    "outputs", "sections")}, "team": product.team.slug}
+                                                    "outputs", "ingestion", "source", "schedule", "triggers",
+                                                    "sections")}, "team": product.team.slug}
         return _render_form(request, WidForm(teams=teams, editing=True, initial=WidForm.initial_from(data, product.version)),
                             product=product)
     form = WidForm(request.POST, teams=teams, editing=True,
@@ -170,6 +172,9 @@ def product_detail(request, slug):
         except (ValueError, InvalidInput, NotFound) as exc:
             diff_error = getattr(exc, "errors", None) or str(exc)
     live, policy = _amendment(product)
+    notices = selectors.product_notices([product.slug, *product.depends_on])
+    is_platform = selectors.user_is_platform(request.user)
+    can_edit = selectors.user_can_edit_product(request.user, product)
     return render(request, "onboarding/product_detail.html", {
         "product": product, "live": live, "amendment_open": product.status in services.AMENDMENT_STATUSES
         and product.approved_version is not None,
@@ -179,8 +184,12 @@ def product_detail(request, slug):
         "diff": diff, "diff_error": diff_error,
         "diff_from": request.GET.get("from") or (history[1].number if len(history) > 1 else 1),
         "diff_to": request.GET.get("to") or (history[0].number if history else 1),
-        "can_edit": selectors.user_can_edit_product(request.user, product),
-        "is_platform": selectors.user_is_platform(request.user),
+        "can_edit": can_edit, "is_platform": is_platform,
+        "notice": notices.get(product.slug),
+        "upstream_notices": [notices[s] for s in product.depends_on if s in notices],
+        "next_run": None if product.status == "retired" or product.suspended else next_run(product.schedule),
+        "can_deprecate": product.status == "approved" and (can_edit or is_platform),
+        "can_suspend": is_platform and product.approved_version is not None and product.status != "retired",
         "decide_refusal": selectors.user_may_decide(request.user, product) if product.status == "submitted" else None,
         "comment_form": CommentForm(),
         "panels": [mark_safe(import_string(path)(request, product)) for path in settings.PRODUCT_PAGE_PANELS],
@@ -194,6 +203,14 @@ _ACTIONS = {
     "approve": services.wid_approve,
     "reject": services.wid_reject,
     "request-changes": services.wid_request_changes,
+    "deprecate": services.wid_deprecate,
+    "suspend": services.wid_suspend,
+    "resume": services.wid_resume,
+}
+_DONE = {
+    "deprecate": lambda p: f"{p.slug} is deprecated: its sunset is {p.sunset:%Y-%m-%d}, and its readers are told.",
+    "suspend": lambda p: f"{p.slug} is suspended: access to its data is switched off, the data kept.",
+    "resume": lambda p: f"{p.slug} is resumed: access to its data is back.",
 }
 
 
@@ -202,10 +219,11 @@ _ACTIONS = {
 def product_action(request, slug, action):
     if action not in _ACTIONS:
         raise Http404("No such action.")
-    form = CommentForm(request.POST)
+    form = (DeprecateForm if action == "deprecate" else CommentForm)(request.POST)
     form.is_valid()
+    extra = {"sunset": form.cleaned_data.get("sunset", "")} if action == "deprecate" else {}
     try:
-        product = _ACTIONS[action](user=request.user, slug=slug, comment=form.cleaned_data.get("comment", ""))
+        product = _ACTIONS[action](user=request.user, slug=slug, comment=form.cleaned_data.get("comment", ""), **extra)
     except InvalidInput as exc:
         for messages_ in exc.errors.values():
             for message in messages_:
@@ -214,7 +232,8 @@ def product_action(request, slug, action):
         _raise_for_page(exc)
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"{product.slug} is now {product.get_status_display()}.")
+        messages.success(request, _DONE[action](product) if action in _DONE
+                         else f"{product.slug} is now {product.get_status_display()}.")
     return redirect("product-detail", slug=slug)
 
 

@@ -13,15 +13,21 @@ import yaml
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{1,40}[a-z0-9]$"
 SLUG_RE = re.compile(SLUG_PATTERN)
 
-STATUSES = ["draft", "submitted", "changes_requested", "approved", "rejected", "retired"]
+STATUSES = ["draft", "submitted", "changes_requested", "approved", "deprecated", "rejected", "retired"]
 TARGETS = ["local", "aws", "azure", "gcp"]
 CLASSIFICATIONS = ["public", "internal", "confidential", "restricted"]
 COMPUTE_TIERS = ["small", "medium", "large"]
 OUTPUT_KINDS = ["table", "dashboard", "api", "feed", "model"]
-REVIEW_ACTIONS = ["submitted", "approved", "rejected", "changes_requested", "retired", "withdrawn"]
+# Outputs whose data a run writes, so that their age and content can be checked.
+CHECKED_OUTPUT_KINDS = ["table", "feed"]
+INGESTIONS = ["file_drop", "database_extract", "spreadsheet", "none"]
+REVIEW_ACTIONS = ["submitted", "approved", "rejected", "changes_requested", "retired", "withdrawn", "deprecated"]
 # Entries about access to the product's data: they change neither its status nor its decision dates.
 ACCESS_ACTIONS = ["access_requested", "access_approved", "access_rejected", "access_revoked"]
-REVIEW_ACTIONS += ACCESS_ACTIONS
+# Entries that switch the live product's access off and on (the "did anyone scream" test): likewise.
+SUSPENSION_ACTIONS = ["suspended", "resumed"]
+REVIEW_ACTIONS += ACCESS_ACTIONS + SUSPENSION_ACTIONS
+STATUS_NEUTRAL_ACTIONS = ACCESS_ACTIONS + SUSPENSION_ACTIONS
 
 # (key in the API, heading in the file), in file order.
 SECTIONS = [
@@ -38,8 +44,13 @@ FRONT_MATTER_KEYS = [
     "compute_tier", "contacts", "data_custodian", "depends_on", "outputs",
 ]
 # Keys a file holds only when they are set (files written before them parse unchanged), with the
-# required key each one follows in the file.
-OPTIONAL_KEYS = {"approved_version": "version"}
+# required key each one follows in the file (several after one key: in this order).
+OPTIONAL_KEYS = {
+    "approved_version": "version", "suspended": "version", "sunset": "version",
+    "ingestion": "outputs", "source": "outputs", "schedule": "outputs", "triggers": "outputs",
+}
+# Optional keys the portal sets (approval, suspend, deprecate), never a team's input.
+PORTAL_KEYS = ("approved_version", "suspended", "sunset")
 
 # Python-Markdown's backslash-escapable characters: escaping every one of them (the backslash
 # included) makes `md_unescape(md_escape(s)) == s` for any text.
@@ -112,7 +123,8 @@ def _ordered_meta(meta: dict) -> dict:
     for key in FRONT_MATTER_KEYS:
         ordered[key] = meta[key]
         for optional, after in OPTIONAL_KEYS.items():
-            if after == key and meta.get(optional) is not None:
+            value = meta.get(optional)
+            if after == key and value is not None and value is not False:  # `suspended` is absent when false
                 ordered[optional] = meta[optional]
     return ordered
 

@@ -70,7 +70,7 @@ def product_view(product) -> ProductView:
     jobs = [j for j in product.job_list if j.action == Job.Action.APPLY]
     job = jobs[0] if jobs and (not decided or jobs[0].created_at >= decided.at - timedelta(seconds=1)) else None
     view.job = product.job_list[0] if product.job_list else None
-    if job and product.status in ("approved", "retired"):
+    if job and product.status in ("approved", "deprecated", "retired"):
         view.timeline.append(Step("Provisioning queued", job.created_at, f"job #{job.pk}"))
         if job.started_at:
             view.timeline.append(Step("Provisioning started", job.started_at,
@@ -104,6 +104,9 @@ def _next_step(product, view: ProductView, state) -> tuple[str, str]:
         return f"Job #{job.pk} waits for a platform member to confirm its plan.", f"/jobs/{job.pk}/"
     if job and job.is_active:
         return f"Provisioning: follow job #{job.pk} live.", f"/jobs/{job.pk}/"
+    if product.status == "deprecated":
+        return (f"Deprecated: it goes after its sunset ({product.sunset}); its readers were told.",
+                f"/products/{slug}/")
     if state and state.drifted:
         return "Drift: the infrastructure was changed outside the portal; the platform repairs it.", f"/products/{slug}/"
     if view.provisioned:
@@ -123,7 +126,7 @@ def _first_line(text: str) -> str:
 # --- the platform dashboard ---------------------------------------------------------------------
 # A product's documents (sections, contacts, outputs) are most of its row and none of the
 # dashboard's: left unread, they are not decoded 200 times a request.
-HEAVY = ("sections", "contacts", "data_custodian", "outputs", "depends_on")
+HEAVY = ("sections", "contacts", "data_custodian", "outputs", "depends_on", "source")
 HEAVY_RELATED = tuple(f"product__{f}" for f in HEAVY)
 
 

@@ -1,4 +1,4 @@
-"""The outgoing webhook: submit, decisions, finished jobs and drift, POSTed as signed JSON.
+"""The outgoing webhook: submit, decisions, a product's life, finished jobs and drift, POSTed as signed JSON.
 
 Each event becomes a `Delivery` row of the outbox (portal/work/deliveries.py) in the transaction
 that records the change, and a task on the worker delivers it once that transaction commits. A
@@ -35,6 +35,7 @@ from django.core.checks import Error, register
 from django.dispatch import receiver
 from django.utils import timezone
 
+from onboarding import selectors as wid_selectors
 from onboarding import signals as wid_signals
 from portal.work import deliveries
 from portal.work.models import Delivery
@@ -43,7 +44,7 @@ from provisioning import signals
 logger = logging.getLogger(__name__)
 
 EVENTS = ("wid.submitted", "wid.approved", "wid.rejected", "wid.changes_requested", "wid.retired",
-          "job.finished", "product.drifted")
+          "wid.deprecated", "wid.suspended", "wid.resumed", "job.finished", "product.drifted")
 USER_AGENT = "onboarding-portal-webhook/1"
 RETRYABLE_STATUS = {408, 425, 429}
 SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept a timestamp for (replays after that fail)
@@ -92,6 +93,7 @@ def record(event: str, data: dict) -> Delivery | None:
 def _product(product) -> dict:
     return {"slug": product.slug, "name": product.name, "domain": product.domain, "team": product.team.slug,
             "status": product.status, "version": product.version, "classification": product.classification,
+            "suspended": product.suspended, "sunset": product.sunset.isoformat() if product.sunset else None,
             "url": f"{settings.PORTAL_BASE_URL}/products/{product.slug}/"}
 
 
@@ -124,6 +126,32 @@ def _changes_requested(sender, product, actor, **kwargs):
 @receiver(wid_signals.wid_retired, dispatch_uid="webhook-wid-retired")
 def _retired(sender, product, actor, **kwargs):
     record("wid.retired", _review(product, actor))
+
+
+def _life(slug: str, actor: str | None, comment: str, **extra) -> dict:
+    """A product-life event: the product, who and why, and the teams whose products read it (each
+    with those products), so that a receiver can tell each consuming team."""
+    product = wid_selectors.product_get(slug)
+    consumers: dict[str, list[str]] = {}
+    for consumer in wid_selectors.product_dependants(slug):
+        consumers.setdefault(consumer.team.slug, []).append(consumer.slug)
+    return {"product": _product(product), "actor": actor, "by_policy": False, "comment": comment, **extra,
+            "consumers": [{"team": team, "products": products} for team, products in sorted(consumers.items())]}
+
+
+@receiver(wid_signals.wid_deprecated, dispatch_uid="webhook-wid-deprecated")
+def _deprecated(sender, slug, actor, comment, sunset, **kwargs):
+    record("wid.deprecated", _life(slug, actor, comment, sunset=sunset.isoformat()))
+
+
+@receiver(wid_signals.wid_suspended, dispatch_uid="webhook-wid-suspended")
+def _suspended(sender, slug, actor, comment, **kwargs):
+    record("wid.suspended", _life(slug, actor, comment))
+
+
+@receiver(wid_signals.wid_resumed, dispatch_uid="webhook-wid-resumed")
+def _resumed(sender, slug, actor, comment, **kwargs):
+    record("wid.resumed", _life(slug, actor, comment))
 
 
 @receiver(signals.job_finished, dispatch_uid="webhook-job-finished")

@@ -295,6 +295,9 @@ PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "
 # Extra parts of a product's page, each a callable (request, product) -> HTML, so that onboarding
 # shows them without knowing the apps that provide them.
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
+# Checks of a WID's references that other apps own (a source the platform registered, say), run
+# when a WID is saved or submitted: dotted paths of callables (cleaned: dict) -> {field: [message]}.
+WID_REFERENCE_CHECKS: list[str] = []
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
 CELERY_BEAT_SCHEDULE["check-drift"] = {
