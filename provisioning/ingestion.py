@@ -398,7 +398,8 @@ def _sheet_to_csv(sheet, raw: int, target: str, max_bytes: int) -> tuple[str, in
             for row in sheet.iter_rows(values_only=True):
                 rows += 1
                 if rows > settings.INGEST_MAX_ROWS:
-                    raise _Refusal(f"sheet {sheet.title!r} has over {settings.INGEST_MAX_ROWS:,} rows (INGEST_MAX_ROWS)")
+                    raise _Refusal(f"sheet {sheet.title!r} has over {settings.INGEST_MAX_ROWS:,} rows "
+                                   "(INGEST_MAX_ROWS)")
                 writer.writerow([_cell(value) for value in row])
     except _TooBig:
         with suppress(FileNotFoundError):

@@ -80,6 +80,10 @@ def check_connection(value: str) -> str:
         check_absolute_path(value[len("file:"):])
         return value
     parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port only when asked)
+    except ValueError:
+        raise serializers.ValidationError("The URL's port is not a number.") from None
     if parts.scheme not in URL_SCHEMES:
         raise serializers.ValidationError(
             "Give a postgresql://user:password@host:port/database URL, or env:NAME or file:/path naming where "

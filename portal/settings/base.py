@@ -297,7 +297,7 @@ PIPELINES_ROOT = Path(env.str("PIPELINES_ROOT", default=str(BASE_DIR / "var" / "
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel"]
 # Checks of a WID's references that other apps own (a source the platform registered, say), run
 # when a WID is saved or submitted: dotted paths of callables (cleaned: dict) -> {field: [message]}.
-WID_REFERENCE_CHECKS: list[str] = []
+WID_REFERENCE_CHECKS: list[str] = ["provisioning.sources.check_source_reference"]
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
 CELERY_BEAT_SCHEDULE["check-drift"] = {

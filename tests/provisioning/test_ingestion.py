@@ -8,7 +8,6 @@ import datetime
 import os
 import time
 import uuid
-from urllib.parse import urlparse
 
 import openpyxl
 import psycopg

@@ -86,8 +86,8 @@ def run(lake_path: Path, dsn: str | None = None, ports: list[dict] = (), publish
     if dsn:
         load(dsn, batches, published_schema, tables)
         processed.mkdir(parents=True, exist_ok=True)
-        for name in batches:  # loaded: the delivery leaves the inbox
-            os.replace(raw / name, processed / name)
+        for name in batches:  # loaded: the delivery leaves the inbox (a move: a sandbox may refuse a rename)
+            shutil.move(raw / name, processed / name)
     return {name: len(rows) for name, rows in batches.items()}
 
 
@@ -119,7 +119,8 @@ def load(dsn: str, batches: dict[str, list[dict]], published_schema: str | None 
             table = sql.Identifier(published_schema, name)
             conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} " + COLUMNS).format(table))
             conn.execute(sql.SQL("DELETE FROM {}").format(table))
-            conn.execute(sql.SQL("INSERT INTO {} SELECT source, line, record, loaded_at FROM {}").format(table, private))
+            conn.execute(sql.SQL("INSERT INTO {} SELECT source, line, record, loaded_at FROM {}")
+                         .format(table, private))
 
 
 def main() -> int:
