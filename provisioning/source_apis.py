@@ -10,32 +10,29 @@ from portal.errors import error_responses
 from provisioning import sources
 
 
-class SourcePublicOutput(serializers.Serializer):
+class SourceOutput(serializers.Serializer):
+    """A source as its reader may see it: the platform also sees where it is (a connection only masked)
+    and which products read it; everyone else only what names it."""
+
     name = serializers.CharField()
     kind = serializers.CharField()
     description = serializers.CharField()
+    connection = serializers.CharField(required=False, help_text="platform only. database: the URL with its "
+                                                                 "password masked, or the reference; share: empty")
+    path = serializers.CharField(required=False, help_text="platform only. share: its folder on the workers")
+    used_by = serializers.ListField(child=serializers.CharField(), required=False,
+                                    help_text="platform only: slugs of the products whose WID names it")
+    created_by = serializers.CharField(required=False, allow_null=True, help_text="platform only")
+    created_at = serializers.DateTimeField(required=False, help_text="platform only")
 
 
-class SourceOutput(SourcePublicOutput):
-    """The platform's view: where the source is (a connection only masked), and who reads it."""
-
-    connection = serializers.SerializerMethodField(help_text="database: the URL with its password masked, "
-                                                             "or the reference; share: empty")
-    path = serializers.CharField()
-    used_by = serializers.SerializerMethodField(help_text="slugs of the products whose WID names it")
-    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
-    created_at = serializers.DateTimeField()
-
-    def get_connection(self, source) -> str:
-        return sources.masked(source)
-
-    def get_used_by(self, source) -> list[str]:
-        return sources.source_users(source.name)
-
-
-def _shown(user, source_or_sources, *, many=False):
-    output = SourceOutput if onboarding.user_is_platform(user) else SourcePublicOutput
-    return output(source_or_sources, many=many).data
+def _shown(user, source) -> dict:
+    shown = {"name": source.name, "kind": source.kind, "description": source.description}
+    if onboarding.user_is_platform(user):
+        shown.update(connection=sources.masked(source), path=source.path, used_by=sources.source_users(source.name),
+                     created_by=source.created_by.username if source.created_by else None,
+                     created_at=source.created_at)
+    return {key: value for key, value in SourceOutput(shown).data.items() if key in shown}
 
 
 class SourceListApi(APIView):
@@ -43,7 +40,7 @@ class SourceListApi(APIView):
                    description="Registered sources: name, kind and description for everyone signed in; "
                                "where each is and which products read it for the platform only.")
     def get(self, request):
-        return Response(_shown(request.user, sources.source_list(), many=True))
+        return Response([_shown(request.user, source) for source in sources.source_list()])
 
     @extend_schema(request={"application/json": sources.SourceInput},
                    responses={201: SourceOutput, **error_responses(400, 403)},
