@@ -111,20 +111,38 @@ def _raw_folder(slug: str, lake_path: str | None, uid: int | None):
 
 
 @contextmanager
-def _new_file(raw: int, name: str, uid: int | None, *, binary: bool = False):
-    """A file that replaces raw/<name> when the block ends without an error, and never otherwise."""
+def _new_file(raw: int, name: str, uid: int | None, *, binary: bool = False, skip_same: bool = False):
+    """A file that replaces raw/<name> when the block ends without an error, and never otherwise. With
+    `skip_same`, one whose content raw/<name> has already is dropped (`file.same` says so): the file
+    in raw/ keeps its time, and nothing there looks new."""
     temporary = f".{name}.{uuid.uuid4().hex[:12]}.tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=raw)
     try:
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="", encoding="utf-8")) as file:
+            file.same = False
             yield file
+            file.flush()
             if uid is not None:
                 os.fchown(file.fileno(), uid, uid)
-        os.replace(temporary, name, src_dir_fd=raw, dst_dir_fd=raw)
+            file.same = skip_same and _digest(raw, temporary) == _digest(raw, name)
+        if file.same:
+            os.unlink(temporary, dir_fd=raw)
+        else:
+            os.replace(temporary, name, src_dir_fd=raw, dst_dir_fd=raw)
     except BaseException:
         with suppress(FileNotFoundError):
             os.unlink(temporary, dir_fd=raw)
         raise
+
+
+def _digest(folder: int, name: str) -> str | None:
+    """The SHA-256 of a plain file in the folder, read without following a link; None if there is none."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest() if stat.S_ISREG(os.fstat(fd).st_mode) else None
 
 
 class _TooBig(Exception):
@@ -173,14 +191,17 @@ def _extract(run, source: Source, spec: dict, raw: int, uid: int | None) -> None
                         message = parsed.error_message.decode("utf-8", "replace").strip()
                         raise StagingError(_redacted(f"source {source.name}: {what} was refused: {message}",
                                                      secrets))
-                    with _new_file(raw, EXTRACT_FILE, uid) as file:
-                        capped = _Capped(file, max_bytes)
+                    with _new_file(raw, EXTRACT_FILE, uid, binary=True, skip_same=True) as file:
+                        written = 0
                         with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)")
                                                 .format(wrapped)) as copy:
                             for chunk in copy:
-                                capped.write(bytes(chunk).decode("utf-8", errors="replace"))
+                                written += len(chunk)
+                                if written > max_bytes:
+                                    raise _TooBig()
+                                file.write(chunk)
                         file.flush()
-                        rows = _count_rows(raw, file)
+                        rows = _count_rows(file)
                         if rows > limit:
                             raise StagingError(f"source {source.name}: {what} gave more than {limit:,} rows "
                                                "(INGEST_MAX_ROWS); raw/ was left as it was")
@@ -194,8 +215,9 @@ def _extract(run, source: Source, spec: dict, raw: int, uid: int | None) -> None
     except psycopg.Error as exc:
         message = str(exc).strip() or type(exc).__name__
         raise StagingError(_redacted(f"source {source.name}: {message}; raw/ was left as it was", secrets)) from None
+    kept = " (the same as the last extract: raw/ left as it was)" if file.same else ""
     kernel.append(run, f"Extracted {rows:,} rows from source {source.name}, {what}, into raw/{EXTRACT_FILE} "
-                       f"in {time.monotonic() - started:.1f} s.", redact=secrets)
+                       f"in {time.monotonic() - started:.1f} s{kept}.", redact=secrets)
 
 
 def _select(spec: dict) -> tuple[sql.Composable, str]:
@@ -224,7 +246,7 @@ def _wrapped(select: sql.Composable, limit: int) -> sql.Composed:
     return sql.SQL("SELECT * FROM (\n{}\n) AS extract LIMIT {}").format(select, sql.Literal(limit))
 
 
-def _count_rows(raw: int, file) -> int:
+def _count_rows(file) -> int:
     """Records (not lines: a value may hold line breaks) in the CSV being written, header aside."""
     reread = os.open(f"/proc/self/fd/{file.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
     with os.fdopen(reread, newline="", encoding="utf-8") as text:

@@ -153,6 +153,23 @@ def test_an_extract_over_the_row_limit_fails_and_leaves_raw_as_it_was(stage, crm
     assert (_raw(product) / "extract.csv").read_text() == "the previous extract\n"
 
 
+def test_an_extract_over_the_size_limit_fails_and_leaves_raw_as_it_was(stage, crm, product, settings):
+    settings.INGEST_MAX_MB = 1
+    with pytest.raises(ingestion.StagingError, match="more than 1 MB of CSV"):
+        stage("database_extract", {"name": "crm",
+                                   "query": "SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g"})
+    assert list(_raw(product).iterdir()) == []
+
+
+def test_an_extract_the_same_as_the_last_leaves_raw_as_it_was(stage, crm, product):
+    stage("database_extract", {"name": "crm", "table": "crm.customers"})
+    os.utime(_raw(product) / "extract.csv", ns=(1, 1))
+    run = stage("database_extract", {"name": "crm", "table": "crm.customers"})
+    assert "(the same as the last extract: raw/ left as it was)" in run.log
+    assert (_raw(product) / "extract.csv").stat().st_mtime_ns == 1
+    assert [p.name for p in _raw(product).iterdir()] == ["extract.csv"]
+
+
 def test_a_statement_past_its_timeout_is_stopped(stage, crm, product, settings):
     settings.INGEST_STATEMENT_TIMEOUT = 1
     started = time.monotonic()
