@@ -25,7 +25,7 @@ from onboarding.services import AMENDMENT_STATUSES
 from onboarding.validation import markdown_too_costly
 from onboarding.widrepo import CommitInfo, get_repository
 from provisioning.ports import location
-from provisioning.rendering import published_schema
+from provisioning.rendering import PIPELINE_VARIANTS, published_schema
 from provisioning.selectors import status_summaries, usage_summaries
 
 logger = logging.getLogger(__name__)
@@ -84,9 +84,14 @@ def load() -> SiteData:
                     notices=selectors.product_notices(known))
 
 
+# The ingestion patterns, each with a page made from its scaffold variant's README.
+INGESTION_PATTERNS = tuple(variant for variant in PIPELINE_VARIANTS if variant != "none")
+
+
 def index_page_paths(data: SiteData) -> list[str]:
     return [
-        "index.md", "-/lineage/index.md", "-/teams/index.md", "-/status/index.md",
+        "index.md", "-/lineage/index.md", "-/teams/index.md", "-/status/index.md", "-/ingestion/index.md",
+        *[f"-/ingestion/{pattern}/index.md" for pattern in INGESTION_PATTERNS],
         *sorted({f"{p.domain}/index.md" for p in data.products}),
         *sorted({f"-/teams/{p.team.slug}/index.md" for p in data.products}),
         *[f"-/status/{s}/index.md" for s in widfile.STATUSES],
@@ -175,10 +180,35 @@ def index_pages(data: SiteData) -> dict[str, str]:
             "heading": f"Status: {label}", "table": _table(data, by_status[status], base_of(path)),
             "intro": f"{len(by_status[status])} WID{'s' if len(by_status[status]) != 1 else ''} {label}."}),
             searchable=False)
+    pages.update(_ingestion_pages(data))
     base = base_of("-/lineage/index.md")
     svg = lineage.draw(_nodes(data, data.by_slug, base), data.edges, title="Lineage of every data product")
     pages["-/lineage/index.md"] = _page("Lineage", render_to_string("docs_site/lineage.html", {
         "svg": svg, "relations": _relations(data, data.products, base)}), searchable=False)
+    return pages
+
+
+def _pattern(name: str) -> dict:
+    """A pattern's title, first paragraph and body, from terraform_templates/scaffold/<name>/README.md."""
+    text = (settings.TERRAFORM_TEMPLATES / "scaffold" / name / "README.md").read_text()
+    first, _, body = text.partition("\n")
+    summary = " ".join(body.strip().split("\n\n")[0].split())
+    return {"name": name, "title": first.lstrip("# ").strip(), "summary": summary, "body": body}
+
+
+def _ingestion_pages(data: SiteData) -> dict[str, str]:
+    pages, patterns = {}, []
+    for name in INGESTION_PATTERNS:
+        pattern = _pattern(name)
+        users = [p for p in data.products if p.ingestion == name and p.status != "retired"]
+        path = f"-/ingestion/{name}/index.md"
+        # The README is the portal's own text, rendered and cleaned like a WID's all the same.
+        readme = render_markdown(f"# {pattern['title']}\n{pattern['body']}")
+        pages[path] = _page(f"Ingestion: {pattern['title']}", render_to_string("docs_site/ingestion_pattern.html", {
+            "name": name, "readme": readme, "table": _table(data, users, base_of(path))}))
+        patterns.append({**pattern, "count": len(users)})
+    pages["-/ingestion/index.md"] = _page("Ingestion patterns", render_to_string(
+        "docs_site/ingestion.html", {"patterns": patterns}), searchable=False)
     return pages
 
 

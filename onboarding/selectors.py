@@ -318,3 +318,16 @@ def user_by_username(username: str):
 
 def user_by_username_or_none(username: str):
     return get_user_model().objects.filter(username=username).first()
+
+
+def product_slugs_naming_source(name: str) -> list[str]:
+    """Products whose WID reads the ingestion source `name`: in its current version (the index), or in
+    the approved version that an open amendment would change (live until then); retired ones left out."""
+    from onboarding.services import AMENDMENT_STATUSES
+
+    live = Product.objects.exclude(status="retired")
+    slugs = set(live.filter(source__name=name).values_list("slug", flat=True))
+    for product in live.filter(approved_version__isnull=False, status__in=AMENDMENT_STATUSES).exclude(slug__in=slugs):
+        if ((approved_document(product).meta.get("source") or {}).get("name")) == name:
+            slugs.add(product.slug)
+    return sorted(slugs)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from provisioning import access_apis, apis, health_apis
+from provisioning import access_apis, apis, health_apis, source_apis
 
 urlpatterns = [
     path("products/<slug:slug>/jobs/", apis.ProductJobListApi.as_view(), name="api-product-jobs"),
@@ -32,4 +32,6 @@ urlpatterns = [
     path("jobs/<int:job_id>/confirm/", apis.JobConfirmApi.as_view(), name="api-job-confirm"),
     path("jobs/<int:job_id>/cancel/", apis.JobCancelApi.as_view(), name="api-job-cancel"),
     path("jobs/<int:job_id>/retry/", apis.JobRetryApi.as_view(), name="api-job-retry"),
+    path("sources/", source_apis.SourceListApi.as_view(), name="api-sources"),
+    path("sources/<slug:name>/", source_apis.SourceDetailApi.as_view(), name="api-source-detail"),
 ]

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from onboarding.models import slug_validator
 from portal.work.models import LogLine, Work
 
 
@@ -421,3 +422,49 @@ class TriggerState(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["on_file"], condition=Q(on_file=True), name="trigger_watching")]
+
+
+class Source(models.Model):
+    """A system the platform registered for products to ingest from (docs/adr/0022). A WID names it
+    (`source: {name}`); its address and credentials stay here and on the worker, never in a WID."""
+
+    class Kind(models.TextChoices):
+        DATABASE = "database", "database"
+        SHARE = "share", "share folder"
+
+    name = models.CharField(max_length=42, unique=True, validators=[slug_validator])
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    description = models.TextField(blank=True)
+    connection = models.TextField(blank=True, help_text="database: a postgresql:// URL, or env:NAME or file:/path "
+                                                        "naming where the worker finds one; never shown")
+    path = models.TextField(blank=True, help_text="share: an absolute folder on the workers' machines")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(
+            condition=(Q(kind="database") & ~Q(connection="") & Q(path=""))
+            | (Q(kind="share") & Q(connection="") & ~Q(path="")),
+            name="source_has_what_its_kind_needs")]
+
+    def __str__(self):
+        return self.name
+
+
+class StagedFile(models.Model):
+    """A file of a share folder that the worker copied into a product's raw/ area, as it was then:
+    the next run copies it again only when it changed."""
+
+    product = models.ForeignKey("onboarding.Product", on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=42)
+    name = models.CharField(max_length=255, help_text="the file's name in the share folder")
+    size = models.BigIntegerField()
+    mtime_ns = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    targets = models.JSONField(default=list, help_text="the files it became in raw/")
+    staged_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "source", "name"], name="one_staged_file_per_name")]

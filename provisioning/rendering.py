@@ -27,6 +27,11 @@ def private_schema(slug: str) -> str:
     return "p_" + slug.replace("-", "_")
 
 
+# The pipeline a product's repository is scaffolded from: its WID's `ingestion` pattern (each one has a
+# variant of the scaffold, terraform_templates/scaffold/<pattern>/), or the base pipeline for `none`.
+PIPELINE_VARIANTS = ("none", "file_drop", "database_extract", "spreadsheet")
+
+
 def published_schema(slug: str) -> str:
     """The schema a product publishes its table ports in, apart from its private one (`p_...`)."""
     return "pub_" + slug.replace("-", "_")
@@ -56,6 +61,7 @@ class ProductSpec:
     readers: tuple[dict, ...] = ()
     password_generation: int = 0
     outputs: tuple[dict, ...] = ()
+    ingestion: str = "none"
 
 
 def tfvars(spec: ProductSpec) -> dict:
@@ -76,6 +82,7 @@ def tfvars(spec: ProductSpec) -> dict:
         "lake_root": str(settings.LAKE_ROOT),
         "pipelines_root": str(settings.PIPELINES_ROOT),
         "scaffold_dir": str(settings.TERRAFORM_TEMPLATES / "scaffold" / "pipeline" / f"v{TEMPLATE_VERSION}"),
+        "pipeline_variant": spec.ingestion,
     }
 
 
@@ -91,7 +98,8 @@ def render(spec: ProductSpec, workdir: Path | None = None) -> Path:
     """Copy terraform_templates/<target>/ into the product's working directory and write its values."""
     if spec.target not in TARGETS:
         raise RenderError(f"unknown target {spec.target!r}")
-    if not SLUG_RE.fullmatch(spec.slug) or spec.compute_tier not in COMPUTE_TIERS:
+    if (not SLUG_RE.fullmatch(spec.slug) or spec.compute_tier not in COMPUTE_TIERS
+            or spec.ingestion not in PIPELINE_VARIANTS):
         raise RenderError(f"invalid product values for {spec.slug!r}")
     source = settings.TERRAFORM_TEMPLATES / spec.target
     if not (source / "main.tf").is_file():

@@ -32,7 +32,7 @@ from django.utils import timezone
 from onboarding.widfile import SLUG_RE
 from portal.errors import Conflict, NotAllowed, NotFound
 from portal.work import kernel
-from provisioning import confinement, health, terraform, triggers
+from provisioning import confinement, health, ingestion, terraform, triggers
 from provisioning.models import Provisioning, Run, RunLogLine
 from provisioning.services import product_spec, state_conn_str, user_can_read_credentials, warehouse_dsn
 
@@ -115,6 +115,7 @@ def _execute(run: Run, beat: kernel.Beat) -> str:
         commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=30).stdout.strip()
         Run.objects.filter(pk=run.pk).update(commit=commit[:40])
+        ingestion.stage(run, values)  # its sources copied into raw/ (a run cannot reach them); StagingError fails it
         strict = settings.RUN_CONFINEMENT == "strict"
         sandbox = _sandbox(run, values, repo, commit, strict=strict)
         limits = sandbox.limits

@@ -87,6 +87,7 @@ def product_spec(product) -> ProductSpec:
         readers=tuple(access.personal_readers(product)),
         password_generation=state.password_generation if state else 0,
         outputs=tuple(dict(o) for o in meta["outputs"]),
+        ingestion=meta.get("ingestion") or "none",
     )
 
 

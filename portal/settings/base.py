@@ -306,7 +306,7 @@ PG_BINDIR = env.str("PG_BINDIR", default="")
 PRODUCT_PAGE_PANELS = ["provisioning.views.product_panel", "provisioning.views.runs_panel"]
 # Checks of a WID's references that other apps own (a source the platform registered, say), run
 # when a WID is saved or submitted: dotted paths of callables (cleaned: dict) -> {field: [message]}.
-WID_REFERENCE_CHECKS: list[str] = []
+WID_REFERENCE_CHECKS: list[str] = ["provisioning.sources.check_source_reference"]
 # Targets whose approval starts an apply job here; the cloud targets render but need their cloud.
 PROVISION_ON_APPROVAL_TARGETS = env.list("PROVISION_ON_APPROVAL_TARGETS", default=["local"])
 CELERY_BEAT_SCHEDULE["check-drift"] = {
@@ -394,3 +394,10 @@ RUN_DISK_MB = {"small": 1024, "medium": 10240, "large": 102400,
 RUN_SCRATCH_MB = env.int("RUN_SCRATCH_MB", default=256)
 # A product's runs run as uid (and gid) RUN_UID_BASE + the product's id, a user of no other use.
 RUN_UID_BASE = env.int("RUN_UID_BASE", default=200_000)
+# --- Ingestion (docs/adr/0022) -------------------------------------------------------------------
+# The worker copies a product's data from registered sources into its raw/ area before each run:
+# rows of one database extract or one sheet, the size of one share file (and of each CSV written;
+# an .xlsx may unpack to ten times it), and the seconds one extract's statement may take.
+INGEST_MAX_ROWS = env.int("INGEST_MAX_ROWS", default=1_000_000)
+INGEST_MAX_MB = env.int("INGEST_MAX_MB", default=100)
+INGEST_STATEMENT_TIMEOUT = env.int("INGEST_STATEMENT_TIMEOUT", default=300)

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('onboarding', '0003_approved_version'),
-        ('provisioning', '0009_run_triggers'),
+        ('provisioning', '0010_ingestion_sources'),
     ]
 
     operations = [

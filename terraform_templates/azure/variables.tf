@@ -144,6 +144,11 @@ variable "scaffold_dir" {
   description = "Local target's pipeline scaffold (unused here)."
 }
 
+variable "pipeline_variant" {
+  type        = string
+  description = "Local target's pipeline variant, the WID's ingestion pattern (unused here)."
+}
+
 # The installation's cloud settings.
 
 variable "subscription_id" {

@@ -35,12 +35,18 @@ module "compute" {
   statement_timeout_ms = var.statement_timeout_ms
 }
 
+# `none` keeps the base scaffold (scaffold/pipeline/v<N>); an ingestion pattern's variant sits beside it,
+# scaffold/<pattern>/v<N>, and extends it. The variable is validated: it is one of four names.
+locals {
+  scaffold_dir = var.pipeline_variant == "none" ? var.scaffold_dir : "${dirname(dirname(var.scaffold_dir))}/${var.pipeline_variant}/${basename(var.scaffold_dir)}"
+}
+
 module "pipeline" {
   source = "./modules/pipeline"
 
   product          = var.product
   pipelines_root   = var.pipelines_root
-  scaffold_dir     = var.scaffold_dir
+  scaffold_dir     = local.scaffold_dir
   template_version = var.template_version
   wid_url          = var.wid_url
   lake_path        = module.storage.lake_path

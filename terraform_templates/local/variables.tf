@@ -120,3 +120,13 @@ variable "scaffold_dir" {
   type        = string
   description = "The pipeline scaffold of template_version."
 }
+
+variable "pipeline_variant" {
+  type        = string
+  description = "The WID's ingestion pattern, whose variant of the scaffold the pipeline starts from (none: the base)."
+
+  validation {
+    condition     = contains(["none", "file_drop", "database_extract", "spreadsheet"], var.pipeline_variant)
+    error_message = "The pipeline variant must be none, file_drop, database_extract or spreadsheet."
+  }
+}

@@ -27,7 +27,7 @@ from onboarding import services as onboarding_services
 from onboarding.models import Membership, Product, ReviewEvent, Team
 from onboarding.widrepo import get_repository
 from provisioning import services as provisioning_services
-from provisioning.models import CredentialRead, Job, Provisioning, Run
+from provisioning.models import CredentialRead, Job, Provisioning, Run, Source
 from tests.factories import TeamFactory, UserFactory, member_of, platform_user, wid_payload
 from tests.onboarding.test_permissions import _page_form
 
@@ -178,6 +178,14 @@ MATRIX = [
     api("api-job-cancel",        "post", "/api/v1/jobs/{planning}/cancel/",                401, 403, 403, 200, 403, 200, 200),
     api("api-job-retry",         "post", "/api/v1/jobs/{failed}/retry/",                   401, 403, 403, 403, 403, 202, 202),
     api("api-job-retry",         "post", "/api/v1/jobs/{failed_plan}/retry/",              401, 403, 403, 202, 202, 202, 202),
+    # Ingestion sources: everyone signed in lists names, kinds and descriptions; the platform registers.
+    api("api-sources",           "get",  "/api/v1/sources/",                               401, 200, 200, 200, 200, 200, 200),
+    api("api-sources",           "post", "/api/v1/sources/",                               401, 403, 403, 403, 403, 201, 201,
+        body={"name": "new-share", "kind": "share", "path": "/srv/shares/new"}),
+    api("api-source-detail",     "get",  "/api/v1/sources/crm/",                           401, 200, 200, 200, 200, 200, 200),
+    api("api-source-detail",     "patch", "/api/v1/sources/crm/",                          401, 403, 403, 403, 403, 200, 200,
+        body={"description": "The CRM's read replica"}),
+    api("api-source-detail",     "delete", "/api/v1/sources/spare-share/",                 401, 403, 403, 403, 403, 204, 204),
 ]
 
 # Django's own admin has many patterns, all behind its staff check: its index stands for them.
@@ -226,6 +234,8 @@ def _build_world() -> SimpleNamespace:
     }
     Provisioning.objects.create(product=products["provisioned-wid"], provisioned=True,
                                 outputs={"queue": "runs.provisioned-wid"})
+    Source.objects.create(name="crm", kind="database", connection="env:CRM_URL", description="The CRM")
+    Source.objects.create(name="spare-share", kind="share", path="/srv/shares/spare")
     ids["run"] = Run.objects.create(product=products["provisioned-wid"], requested_by=alice,
                                     queue="runs.provisioned-wid").pk
     from provisioning import access
@@ -272,7 +282,7 @@ def wid_repo():
 # --- the cells ----------------------------------------------------------------------------------
 def counts() -> dict:
     return {model.__name__: model.objects.count() for model in (
-        Product, ReviewEvent, Team, Membership, Job, Run, CredentialRead)}
+        Product, ReviewEvent, Team, Membership, Job, Run, CredentialRead, Source)}
 
 
 def answer(response) -> object:

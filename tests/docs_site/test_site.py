@@ -391,3 +391,33 @@ def test_a_wid_page_shows_the_live_version_its_open_amendment_and_the_live_versi
     assert "pub_orders_core.refunds" in ports_of(content(page("orders-core", "sales")))
     for path in builder.published().rglob("*.html"):
         assert markup_of(path.read_text()) == [], path
+
+
+def test_each_ingestion_pattern_has_a_page_from_its_scaffolds_readme_listing_the_products_that_use_it(
+        api, member, platform, tmp_path):
+    share = tmp_path / "finance"
+    assert api(platform).post("/api/v1/sources/", {"name": "finance-share", "kind": "share", "path": str(share)},
+                              format="json").status_code == 201
+    create(api, member, "budget-lines", ingestion="spreadsheet", source={"name": "finance-share"})
+    create(api, member, "field-reports", ingestion="file_drop")
+    create(api, member, "customer-churn")
+
+    builder.build()
+
+    root = builder.published()
+    listing = content((root / "-/ingestion/index.html").read_text())
+    for pattern, title in (("file_drop", "File drop"), ("database_extract", "Database extract"),
+                           ("spreadsheet", "Spreadsheet")):
+        assert f'href="{pattern}/">{title}</a>' in listing
+        html = content((root / f"-/ingestion/{pattern}/index.html").read_text())
+        readme = (ROOT / "terraform_templates" / "scaffold" / pattern / "README.md").read_text()
+        assert f"<h1>{title}</h1>" in html and "When to use it" in html
+        assert readme.split("\n\n")[1].split()[-1] in html  # the README's first paragraph, rendered
+    sheet = content((root / "-/ingestion/spreadsheet/index.html").read_text())
+    assert "budget-lines" in sheet and "field-reports" not in sheet and "customer-churn" not in sheet
+    assert "field-reports" in content((root / "-/ingestion/file_drop/index.html").read_text())
+    assert "None." in content((root / "-/ingestion/database_extract/index.html").read_text())
+    assert str(share) not in sheet
+    wid = content(page("budget-lines"))
+    assert 'href="../../-/ingestion/spreadsheet/">spreadsheet</a> from source <code>finance-share</code>' in wid
+    assert "<dt>Ingestion</dt><dd>none</dd>" in content(page("customer-churn"))

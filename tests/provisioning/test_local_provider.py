@@ -3,6 +3,7 @@
 Each test renders products into tmp_path with a local state backend, applies them, and destroys
 them again in a finalizer, so the shared warehouse keeps nothing of theirs.
 """
+import dataclasses
 import json
 import os
 import runpy
@@ -82,9 +83,9 @@ def local_platform(settings, tmp_path, admin_dsn):
     toolchain = ensure_toolchain()
     products = []
 
-    def product(name: str) -> Product:
+    def product(name: str, **spec_values) -> Product:
         slug = f"{name}-{uuid.uuid4().hex[:8]}"
-        spec = spec_for(slug)
+        spec = dataclasses.replace(spec_for(slug), **spec_values)
         workdir = render(spec, workdir=tmp_path / "work" / slug)
         # The portal's pg backend is the adapter's business; state stays in the test's directory.
         (workdir / "backend_override.tf").write_text('terraform {\n  backend "local" {}\n}\n')
@@ -192,6 +193,41 @@ def test_the_scaffolded_pipeline_runs_and_its_own_tests_pass(local_platform, tmp
     with psycopg.connect(product_dsn(out)) as conn:
         table = sql.Identifier(out["storage_schema"], "curated_records")
         assert conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone() == (2,)
+
+
+def test_each_ingestion_pattern_scaffolds_its_own_pipeline_whose_tests_pass_and_a_new_pattern_updates_it(
+        local_platform, tmp_path):
+    patterns = {"file_drop": "file drop", "database_extract": "database extract", "spreadsheet": "spreadsheet"}
+    products = {pattern: local_platform(pattern.replace("_", "-")[:8], ingestion=pattern) for pattern in patterns}
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(Product.apply, products.values()))
+    scaffold = ROOT / "terraform_templates" / "scaffold"
+    for pattern, product in products.items():
+        out = product.outputs()
+        repo = Path(out["pipeline_repo"])
+        files = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True, text=True).stdout.split()
+        assert {".github/workflows/ci.yml", ".gitignore", "requirements.txt", "pipeline.py", "README.md"} <= set(files)
+        assert ".portal-base" not in files
+        assert (repo / "pipeline.py").read_bytes() == (scaffold / pattern / "v1" / "pipeline.py").read_bytes()
+        assert f"**{patterns[pattern]}**" in (repo / "README.md").read_text()
+        assert out["lake_path"] in (repo / "README.md").read_text()
+        tests = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:django"], cwd=repo,
+            capture_output=True, text=True, timeout=60,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1",
+                 "PRODUCT_DSN": product_dsn(out), "PUBLISHED_SCHEMA": out["published_schema"]})
+        assert tests.returncode == 0 and " passed" in tests.stdout and "skipped" not in tests.stdout, \
+            tests.stdout + tests.stderr
+
+    # An amendment that changes the pattern rewrites the pipeline in place (the team's own changes kept).
+    product = products["spreadsheet"]
+    product.spec = dataclasses.replace(product.spec, ingestion="none")
+    (product.workdir / "terraform.tfvars.json").write_text(json.dumps(tfvars(product.spec)))
+    code, plan = product.plan()
+    assert code == 2 and "1 to change, 0 to destroy" in plan
+    product.apply()
+    repo = Path(product.outputs()["pipeline_repo"])
+    assert (repo / "pipeline.py").read_bytes() == (scaffold / "pipeline" / "v1" / "pipeline.py").read_bytes()
 
 
 def test_changes_made_by_hand_show_up_in_the_next_plan_and_apply_repairs_them(local_platform, admin_dsn):

@@ -28,6 +28,9 @@ URL_RE = re.compile(r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]+$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 AUTHOR = ("Onboarding portal", "onboarding-portal@localhost")
 SKIPPED = {"__pycache__", ".pytest_cache"}
+# A variant scaffold (an ingestion pattern's) holds this file, naming the scaffold it extends relative to
+# itself: the base's files, then the variant's in their place.
+BASE = ".portal-base"
 
 
 def git(repo: Path, *args: str, binary: bool = False, check: bool = True):
@@ -50,14 +53,19 @@ def has_commit(repo: Path, sha: str | None) -> bool:
     return git(repo, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0
 
 
-def render(scaffold: Path, values: dict) -> dict[str, bytes]:
+def render(scaffold: Path, values: dict, *, extended: bool = False) -> dict[str, bytes]:
     """The scaffold's files by relative path; only `*.tmpl` files get the values, as `$name`."""
     if not scaffold.is_dir():
         raise ProviderError(f"scaffold_dir {scaffold} is not a directory")
     files = {}
+    if (scaffold / BASE).is_file():
+        base = (scaffold / (scaffold / BASE).read_text().strip()).resolve()
+        if extended or base.parent.parent != scaffold.resolve().parent.parent:
+            raise ProviderError(f"{scaffold / BASE} must name a scaffold beside it that extends none")
+        files.update(render(base, values, extended=True))
     for source in sorted(scaffold.rglob("*")):
         relative = source.relative_to(scaffold)
-        if not source.is_file() or SKIPPED & set(relative.parts) or source.suffix == ".pyc":
+        if not source.is_file() or SKIPPED & set(relative.parts) or source.suffix == ".pyc" or relative.name == BASE:
             continue
         if source.suffix == ".tmpl":
             try:
