@@ -186,6 +186,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Anyone signed in reads, nobody else: the schema and its Swagger UI included.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several serializers have a `kind` field with a choice set of its own: each gets a stable name.
+    "ENUM_NAME_OVERRIDES": {"ReaderKindEnum": ["product", "person", "run"]},
 }
 
 # --- Long work (portal/work): jobs, runs, site builds, deliveries ------------------------------
