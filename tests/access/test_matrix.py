@@ -57,6 +57,7 @@ def api(name, method, path, *expected, body=None):
 NEW_WID_FORM = _page_form(slug="new-wid")
 EDIT_FORM = _page_form(slug="draft-wid", name="Renamed on the page", version="1")
 ACCESS_ASKED = {"purpose": "A churn study", "until": str(date.today() + timedelta(days=30))}
+SUNSET = {"sunset": str(date.today() + timedelta(days=30)), "comment": "Replaced."}
 
 #            name                     method    path                                      anonymous outsider other  member owner platform superuser
 MATRIX = [
@@ -96,6 +97,9 @@ MATRIX = [
     page("product-action",       "post", "/products/submitted-wid/reject/",                LOGIN, 403, 403, 403, 403, 302, 302, body={"comment": "No."}),
     page("product-action",       "post", "/products/submitted-wid/request-changes/",       LOGIN, 403, 403, 403, 403, 302, 302, body={"comment": "More."}),
     page("product-action",       "post", "/products/approved-wid/withdraw/",               LOGIN, 403, 403, 302, 302, 302, 302),
+    page("product-action",       "post", "/products/approved-wid/deprecate/",              LOGIN, 403, 403, 302, 302, 302, 302, body=SUNSET),
+    page("product-action",       "post", "/products/approved-wid/suspend/",                LOGIN, 403, 403, 403, 403, 302, 302),
+    page("product-action",       "post", "/products/approved-wid/resume/",                 LOGIN, 403, 403, 403, 403, 302, 302),
     page("team-list",            "get",  "/teams/",                                        LOGIN, 200, 200, 200, 200, 200, 200),
     page("team-list",            "post", "/teams/",                                        LOGIN, 302, 302, 302, 302, 302, 302, body={"slug": "new-team", "name": "New"}),
     page("team-detail",          "get",  f"/teams/{TEAM}/",                                LOGIN, 200, 200, 200, 200, 200, 200),
@@ -132,6 +136,10 @@ MATRIX = [
                                                                                            401, 403, 403, 403, 403, 200, 200, body={"comment": "More."}),
     # approved-wid has no open amendment: those allowed to withdraw one are told so (409).
     api("api-product-withdraw",  "post", "/api/v1/products/approved-wid/withdraw/",        401, 403, 403, 409, 409, 409, 409),
+    api("api-product-deprecate", "post", "/api/v1/products/approved-wid/deprecate/",       401, 403, 403, 200, 200, 200, 200, body=SUNSET),
+    api("api-product-suspend",   "post", "/api/v1/products/approved-wid/suspend/",         401, 403, 403, 403, 403, 200, 200),
+    # approved-wid is not suspended: those allowed to resume it are told so (409).
+    api("api-product-resume",    "post", "/api/v1/products/approved-wid/resume/",          401, 403, 403, 403, 403, 409, 409),
     # --- the API of provisioning ----------------------------------------------------------------------------------------
     api("api-product-jobs",      "get",  "/api/v1/products/approved-wid/jobs/",            401, 200, 200, 200, 200, 200, 200),
     api("api-product-jobs",      "post", "/api/v1/products/approved-wid/jobs/",            401, 403, 403, 202, 202, 202, 202, body={"action": "plan"}),

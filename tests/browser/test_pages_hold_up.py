@@ -37,6 +37,10 @@ def portal(transactional_db, settings, tmp_path):
     product = wid.wid_approve(user=priya, slug="customer-churn", comment="Looks good.")
     wid.wid_create(user=alice, data=wid_payload(slug="churn-forecast", name="Churn forecast with a long name "
                                                 "that has to wrap on a phone", depends_on=["customer-churn"]))
+    # Its readers' pages carry its banners.
+    wid.wid_deprecate(user=sam, slug="orders", sunset=timezone.now().date() + timedelta(days=90),
+                      comment="Replaced by orders-v2, which splits refunds out: move your reads before the sunset.")
+    wid.wid_suspend(user=priya, slug="orders", comment="Scream test: who still reads it?")
     now = timezone.now()
     job = Job.objects.create(product=product, action="apply", status="succeeded", started_at=now - timedelta(minutes=2),
                              finished_at=now - timedelta(minutes=1), plan_summary={"add": 3, "change": 0, "destroy": 0},
@@ -60,6 +64,7 @@ def test_every_main_page_works_at_phone_width_and_for_screen_readers(portal, new
         ("alice", "/products/", "product-list"),
         ("alice", "/products/new/", "product-form"),
         ("alice", "/products/customer-churn/", "product-page"),
+        ("priya", "/products/orders/", "product-page-deprecated"),
         ("alice", "/products/churn-forecast/edit/", "product-edit"),
         ("alice", f"/jobs/{job.pk}/", "job-page"),
         ("alice", "/my/", "my-products"),
@@ -69,6 +74,7 @@ def test_every_main_page_works_at_phone_width_and_for_screen_readers(portal, new
         ("priya", "/jobs/", "jobs"),
         ("alice", "/docs/", "site-home"),
         ("alice", "/docs/growth/customer-churn/", "site-wid-page"),
+        ("alice", "/docs/sales/orders/", "site-wid-page-deprecated"),
         ("alice", "/docs/-/lineage/", "site-lineage"),
         ("alice", "/docs/-/teams/", "site-teams"),
     ]

@@ -51,6 +51,7 @@ SINGLE_LINE_FIELDS = {
     "contacts.business.email": "maria@example.com", "contacts.technical.name": "Tom Technical",
     "contacts.technical.email": "tom@example.com", "data_custodian.name": "Carla Custodian",
     "data_custodian.email": "carla@example.com", "outputs.0.name": "churn_scores", "depends_on.0": "orders-core",
+    "schedule": "0 6 * * *", "outputs.0.freshness": "24h",
 }
 LINE_CASES = [
     pytest.param("name", f"Customer{char}churn", id=f"name-{name_of(char)}") for char in NOT_IN_A_LINE
@@ -195,6 +196,29 @@ BAD_CREATES = [
     pytest.param(raw(with_change("outputs.0.name", "x; rm -rf /")), "outputs.0.name", id="output-name-shell"),
     pytest.param(raw(with_change("outputs.0.name", "${var.x}")), "outputs.0.name", id="output-name-hcl"),
     pytest.param(raw(with_change("outputs", {"name": "x"})), "outputs", id="outputs-an-object"),
+    pytest.param(raw(with_change("outputs.0.checks", {"not_null": ["id; DROP TABLE x"]})), "outputs.0.checks.not_null.0",
+                 id="check-column-sql"),
+    pytest.param(raw(with_change("outputs.0.checks", {"unique": ["${var.x}"]})), "outputs.0.checks.unique.0",
+                 id="check-column-hcl"),
+    pytest.param(raw(with_change("schedule", "0 6 * * *; rm -rf /")), "schedule", id="schedule-shell"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "spreadsheet", "source": {"name": "../../etc"}}),
+                 "source.name", id="source-name-path"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "spreadsheet",
+                      "source": {"name": "share", "path": "/mnt/share"}}), "source.path", id="source-path"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "database_extract",
+                      "source": {"name": "erp", "table": "a.b", "url": "postgres://u:p@h/db"}}), "source.url",
+                 id="source-connection-string"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "database_extract",
+                      "source": {"name": "erp", "table": "a.b; DROP TABLE x"}}), "source.table", id="source-table-sql"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "database_extract",
+                      "source": {"name": "erp", "query": "SELECT 1; COPY x TO PROGRAM 'sh'"}}), "source.query",
+                 id="source-query-two-statements"),
+    pytest.param(raw({**wid_payload(slug=NEW), "ingestion": "database_extract",
+                      "source": {"name": "erp", "query": "SELECT a\ud800"}}), "source.query",
+                 id="source-query-lone-surrogate"),
+    pytest.param(raw({**wid_payload(slug=NEW), "triggers": {"on_upstream": "orders-core"}}), "triggers.on_upstream",
+                 id="triggers-upstream-a-string"),
+    pytest.param(raw({**wid_payload(slug=NEW), "suspended": True}), "suspended", id="suspended-on-create"),
     pytest.param(raw(with_change("sections.architecture", 5)), "sections.architecture", id="section-a-number"),
     pytest.param(raw(with_change("sections.architecture", ["a"])), "sections.architecture", id="section-a-list"),
     pytest.param(raw(with_change("contacts.business", "maria")), "contacts.business", id="contact-a-string"),
@@ -281,7 +305,7 @@ def test_a_hostile_patch_is_refused_naming_the_field(api, member, existing, body
     refused(api(member).generic("PATCH", PRODUCT, body, content_type="application/json"), field, snapshot)
 
 
-LIFECYCLE = ["submit", "approve", "reject", "request-changes"]
+LIFECYCLE = ["submit", "approve", "reject", "request-changes", "deprecate", "suspend", "resume"]
 BAD_COMMENTS = [
     pytest.param(raw({"comment": "a\x00b"}), "comment", id="nul"),
     pytest.param(raw({"comment": "a\udc00b"}), "comment", id="lone-surrogate"),
