@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from docs_site import builder
+from provisioning.models import Source
 from tests.docs_site.test_site import HOSTILE, content, create, markup_of, page
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +78,7 @@ def test_a_suspension_shows_while_it_lasts_on_the_product_and_its_readers(api, m
 
 
 def test_a_wid_page_shows_how_the_product_is_fed_and_run_and_what_its_outputs_promise(api, member):
+    Source.objects.create(name="erp-main", kind="database", connection="env:ERP_URL")  # the platform's register
     create(api, member, "orders-core", domain="sales")
     create(api, member, "customer-churn", depends_on=["orders-core"], ingestion="database_extract",
            source={"name": "erp-main", "table": "sales.orders"}, schedule="0 6 * * *",
@@ -86,7 +88,8 @@ def test_a_wid_page_shows_how_the_product_is_fed_and_run_and_what_its_outputs_pr
     builder.build()
 
     html = content(page("customer-churn"))
-    assert "database extract from source <code>erp-main</code>, table <code>sales.orders</code>" in html
+    assert ('<a href="../../-/ingestion/database_extract/">database extract</a> from source <code>erp-main</code>, '
+            "table <code>sales.orders</code>") in html
     assert "on schedule <code>0 6 * * *</code> (UTC); when a file arrives; after a run of <code>orders-core</code>" in html
     assert ("<code>churn_scores</code> (table, fresh within 24h, checks: at least 1 row; no NULL in customer_id; "
             "unique customer_id, day)") in html

@@ -267,3 +267,34 @@ def test_a_person_asks_an_owner_approves_and_the_person_reads_with_a_login_of_th
             assert conn.execute(f'SELECT count(*) FROM "{fresh["published_schema"]}".facts').fetchone() == (2,)
     finally:
         _destroy_all(api, priya, [slug], e2e["log"])
+
+
+def test_a_deprecated_product_keeps_its_jobs_and_its_destroy_retires_it(e2e, api, provisioning_on):
+    team = TeamFactory()
+    alice, priya = member_of(team), platform_user()
+    producer, reader = f"dep-{uuid.uuid4().hex[:6]}", f"rdr-{uuid.uuid4().hex[:6]}"
+    _create(api, alice, team, producer)
+    assert _submit(api, alice, producer)["status"] == "approved"
+    _wait_job(Job.objects.get(product__slug=producer).pk, e2e["log"])
+    _create(api, alice, team, reader, depends_on=[producer])
+    sunset = (date.today() + timedelta(days=30)).isoformat()
+    try:
+        body = api(alice).post(f"/api/v1/products/{producer}/deprecate/", {"sunset": sunset, "comment": "Going."},
+                               format="json").json()
+        assert (body["status"], body["sunset"]) == ("deprecated", sunset)
+        # Its reader, already reading it, keeps going; the deprecated product's own jobs too.
+        assert _submit(api, alice, reader)["status"] == "approved"
+        _wait_job(Job.objects.get(product__slug=reader).pk, e2e["log"])
+        plan = api(priya).post(f"/api/v1/products/{producer}/jobs/", {"action": "plan"}, format="json")
+        assert plan.status_code == 202, plan.json()
+        assert _wait_job(plan.json()["id"], e2e["log"]).plan_summary == {"add": 0, "change": 0, "destroy": 0}
+
+        _destroy_all(api, priya, [reader, producer], e2e["log"])
+
+        doc = parse(get_repository().read(Product.objects.get(slug=producer).path))
+        assert doc.meta["status"] == "retired" and doc.meta["sunset"] == date.fromisoformat(sunset)
+        actions = [r.action for r in doc.reviews]
+        assert actions[-1] == "retired" and "deprecated" in actions  # the reader's grant revoked in between
+    finally:
+        _destroy_all(api, priya, [s for s in (reader, producer)
+                                  if not Product.objects.filter(slug=s, status="retired").exists()], e2e["log"])
