@@ -38,8 +38,9 @@ run: demo
 	@echo "A process that exits is started again (scripts/supervise.py)."
 	$(VENV)/bin/honcho start --port $(PORT)
 
-# Two processes (tests/conftest.py says which tests share one); TEST_PROCESSES=0 runs them in this one.
-TEST_PROCESSES ?= 2
+# One process: the suite's groups (tests/conftest.py) still contend for Terraform's state database
+# and the warehouse when run side by side. TEST_PROCESSES=2 tries two pytest-xdist processes.
+TEST_PROCESSES ?= 0
 test: services browser
 	$(VENV)/bin/pytest -n $(TEST_PROCESSES) --dist loadgroup $(PYTEST_ARGS)
 

@@ -133,6 +133,8 @@ def _show_error(request, exc: PortalError) -> None:
     if isinstance(exc, NotFound):
         raise Http404(exc.detail) from exc
     if exc.errors:
+        if not isinstance(exc, InvalidInput):  # a conflict's detail says what stands in the way
+            messages.error(request, exc.detail)
         for name, errors in exc.errors.items():
             for error in errors:
                 messages.error(request, f"{name.replace('_', ' ').capitalize()}: {error}")

@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from onboarding.models import Product
 from portal.work.models import Delivery
-from provisioning import health, views
+from provisioning import health, usage, views
 from provisioning.models import PortMeasurement, ProductHealth, Provisioning, Run
 from provisioning.rendering import published_schema
 from provisioning.selectors import status_summaries
@@ -96,6 +96,9 @@ def make_product(team, slug, outputs, *, provisioned_at=T0) -> Product:
         data_custodian={}, depends_on=[], outputs=outputs, sections={}, path=f"wids/growth/{slug}.md",
         head_sha="0" * 40, created_at=T0 - timedelta(days=1), updated_at=T0 - timedelta(days=1))
     Provisioning.objects.create(product=product, provisioned=True, provisioned_at=provisioned_at)
+    # The product page's usage table reads the approved version's outputs from git, which these
+    # index-only products lack: its cache is given them.
+    usage._LIVE_OUTPUTS[(product.pk, product.approved_version, 0)] = list(outputs)
     return product
 
 
