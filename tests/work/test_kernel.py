@@ -259,31 +259,6 @@ def test_review_e_mails_go_through_the_outbox_and_a_mail_server_failure_is_retri
     assert [m.subject for m in mailoutbox] == ["[mailed] submitted for review"]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_delivery_whose_row_is_being_marked_dispatched_is_delivered_not_skipped(mailoutbox):
-    """The dispatch marks the row just after sending its task, which can arrive first: the claim waits
-    for that short update instead of leaving the e-mail to the reconciler, minutes later."""
-    from django.db import connection, transaction
-
-    email = deliveries.record_email("wid.submitted", recipients=["a@example.com"], subject="s", body="b")
-    locked, release = threading.Event(), threading.Event()
-
-    def mark_dispatched():
-        with transaction.atomic():
-            Delivery.objects.filter(pk=email.pk).update(dispatched_at=timezone.now())
-            locked.set()
-            release.wait(5)
-        connection.close()
-
-    marker = threading.Thread(target=mark_dispatched)
-    marker.start()
-    locked.wait(5)
-    threading.Timer(0.3, release.set).start()
-    assert deliveries.deliver(email.pk) == "delivered"
-    marker.join()
-    assert [m.subject for m in mailoutbox] == ["s"]
-
-
 def test_time_limits_out_of_order_fail_the_checks(settings):
     assert "work.E001" not in {e.id for e in run_checks()}
     settings.CELERY_TASK_SOFT_TIME_LIMIT = settings.JOB_TIMEOUT_SECONDS - 1
