@@ -32,10 +32,15 @@ def lake(settings, tmp_path):
 
 
 @pytest.fixture
-def make(team):
+def make(team, settings):
     """make(name, depends_on=[...], **config): a provisioned product with those triggers. Its WID is only
-    an index row (no git): these tests give the triggers as its approved WID would (`triggers.store`)."""
+    an index row (no git): these tests give the triggers as its approved WID would (`triggers.store`).
+
+    The runs these tests start go to a queue of their own that no worker reads: in the tests that commit
+    (two threads at once), the suite's real worker would otherwise take them and hold their rows while
+    the test database is flushed."""
     tag = uuid.uuid4().hex[:5]
+    settings.RUNS_QUEUE = f"runs-nobody-reads-{tag}"
 
     def make(name, depends_on=(), provisioned=True, suspended=False, **config):
         slug = f"{name}-{tag}"
@@ -51,7 +56,10 @@ def make(team):
                        now=T0)
         return product
 
-    return make
+    yield make
+    import redis
+
+    redis.Redis.from_url(django_settings.CELERY_BROKER_URL).delete(settings.RUNS_QUEUE)
 
 
 def _end(run: Run, status: str = "succeeded") -> list[Run]:
@@ -180,9 +188,11 @@ def test_two_workers_ending_both_sides_at_once_start_the_join_once(make):
     barrier, started = threading.Barrier(len(sides)), []
 
     def hand_on(run):
-        barrier.wait()
-        started.extend(triggers.after_run(run))
-        connection.close()
+        try:
+            barrier.wait()
+            started.extend(triggers.after_run(run))
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=hand_on, args=(side,)) for side in sides]
     for thread in threads:
@@ -376,9 +386,11 @@ def test_two_schedulers_at_the_same_moment_start_one_run(make):
     barrier, counts = threading.Barrier(4), []
 
     def tick():
-        barrier.wait()
-        counts.append(triggers.start_scheduled_runs(now=T0 + timedelta(seconds=20)))
-        connection.close()
+        try:
+            barrier.wait()
+            counts.append(triggers.start_scheduled_runs(now=T0 + timedelta(seconds=20)))
+        finally:
+            connection.close()
 
     threads = [threading.Thread(target=tick) for _ in range(4)]
     for thread in threads:
