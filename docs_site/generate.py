@@ -26,7 +26,7 @@ from onboarding.validation import markdown_too_costly
 from onboarding.widrepo import CommitInfo, get_repository
 from provisioning.ports import location
 from provisioning.rendering import PIPELINE_VARIANTS, published_schema
-from provisioning.selectors import status_summaries, usage_summaries
+from provisioning.selectors import archive_summary, status_summaries, usage_summaries
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +231,7 @@ def wid_fingerprint(data: SiteData, product) -> str:
         "usage": data.usage.get(product.id),  # by day: a page changes at most daily per reader
         "around": [(s, data.by_slug[s].name, data.by_slug[s].domain, data.by_slug[s].status) for s in sorted(around)],
         "notices": [data.notices.get(s) for s in sorted(product.depends_on)],  # the banners of what it reads
+        "tombstone": archive_summary(product) if product.status == "retired" else None,  # its archive's fate
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
@@ -303,6 +304,8 @@ def _wid_page(data: SiteData, repo, product, histories) -> str:
         "missing": [s for s in product.depends_on if s not in data.by_slug],
         "state": status, "portal_url": f"{settings.PORTAL_BASE_URL}/products/{slug}/",
         "notice": _own_notice(meta, reviews),
+        "tombstone": _tombstone(product, reviews, [p.slug for p in downstream], base, data)
+        if product.status == "retired" else None,
         "upstream_notices": [{**data.notices[s], "href": f"{base}{data.notices[s]['domain']}/{s}/"}
                              for s in product.depends_on if s in data.notices],
     }))
@@ -320,6 +323,23 @@ def _port_usage(data: SiteData, product, output: dict, base: str) -> dict | None
                  if slug in data.by_slug else ""} for slug, day in readers]
 
     return {"products": linked(seen["products"]), "runs": linked(seen["runs"]), "people": seen["people"]}
+def _tombstone(product, reviews, readers: list[str], base: str, data: SiteData) -> dict:
+    """What a retired WID's page says first: retired when and by whom (its review log), what its
+    destroy archived and where, until when (provisioning), and who depended on it then and now."""
+    retired = next((r for r in reversed(reviews) if r.action == "retired"), None)
+    destroy = archive_summary(product)
+    then = list(destroy["dependants"]) if destroy else []
+
+    def linked(slug):
+        known = data.by_slug.get(slug)
+        return {"slug": slug, "href": f"{base}{known.domain}/{slug}/" if known else ""}
+
+    return {"at": retired.at if retired else product.updated_at,
+            "by": (retired.actor_name or retired.actor or "the policy") if retired else "",
+            "comment": retired.comment if retired else "", "destroy": destroy,
+            "depended": [linked(s) for s in sorted(set(then) | set(readers))]}
+
+
 def _own_notice(meta: dict, reviews) -> dict | None:
     """The page's own banner, from its file (the index's copy of it may be behind the page's commit)."""
     deprecated = meta.get("status") == "deprecated"

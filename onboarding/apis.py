@@ -69,8 +69,9 @@ class ProductOutput(serializers.Serializer):
     source = SourceSerializer(allow_null=True)
     schedule = serializers.CharField(allow_null=True, help_text="Cron, five fields, UTC; null without one.")
     next_run = serializers.SerializerMethodField(
-        help_text="When the schedule fires next (UTC); null without a schedule, or when the product is retired "
-                  "or suspended.")
+        help_text="When this WID's schedule would fire next (UTC); null without a schedule, or when the product is "
+                  "retired or suspended. During an amendment this is the draft's schedule: when the live version "
+                  "runs next is `triggers.next_run` of GET .../provisioning/.")
     triggers = TriggersSerializer(allow_null=True)
     suspended = serializers.BooleanField(help_text="Access to the product's data is switched off, the data kept.")
     sunset = serializers.DateField(allow_null=True, help_text="Set by deprecate: the day the product goes.")

@@ -722,6 +722,40 @@ def wid_resume(*, user, slug: str, comment: str = "") -> Product:
     return _platform_switch("resume", user=user, slug=slug, comment=comment)
 
 
+def suspend_at_sunset(*, today: date | None = None) -> list[str]:
+    """Suspend, by the portal itself, every deprecated product whose sunset date has come (beat runs
+    it): its access goes off, its data stays, and the dashboard lists it for the platform to destroy.
+    The slugs suspended; one that fails (git busy, the row locked) is tried again on the next tick."""
+    today = today or dj_timezone.localdate()
+    done = []
+    for slug in Product.objects.filter(status="deprecated", suspended=False, sunset__lte=today) \
+            .order_by("sunset", "slug").values_list("slug", flat=True):
+        repo = get_repository()
+        try:
+            with _write_lock(repo), transaction.atomic():
+                product = _locked_product(slug)
+                current = _read_current(product)
+                sunset = _date(current.meta.get("sunset"))
+                if current.meta["status"] != "deprecated" or current.meta.get("suspended") or not sunset \
+                        or sunset > today or _resumed_since_deprecation(current):
+                    continue  # moved on since the query, or resumed by the platform after a scream
+                _transition(product, current, "suspend", actor=None,
+                            comment=f"Sunset date {sunset.isoformat()} reached: suspended by the portal, its data "
+                                    "kept. Destroy it once nobody needs it, or resume it.")
+            done.append(slug)
+        except Exception:
+            logger.exception("%s: could not suspend it at its sunset; trying again on the next tick", slug)
+    return done
+
+
+def _resumed_since_deprecation(doc: WidDocument) -> bool:
+    """A product the platform resumed after its deprecation stays on until it decides otherwise: the
+    sunset suspends it once, never again after a resumption."""
+    actions = [entry.action for entry in doc.reviews]
+    last = max((i for i, action in enumerate(actions) if action == "deprecated"), default=-1)
+    return "resumed" in actions[last + 1:]
+
+
 def _platform_switch(action: str, *, user, slug: str, comment: str) -> Product:
     comment = _clean_comment(comment, required=False)
     repo = get_repository()

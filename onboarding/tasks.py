@@ -33,3 +33,9 @@ def check_index() -> int:
     for line in differences:
         logger.error("index check: %s", line)
     return len(differences)
+
+
+@shared_task
+def suspend_at_sunset() -> list[str]:
+    """Suspend the deprecated products whose sunset date has come (beat runs it)."""
+    return services.suspend_at_sunset()

@@ -2,11 +2,12 @@
 from django.conf import settings
 from django.dispatch import receiver
 
-from onboarding.signals import wid_approved
+from onboarding import selectors as onboarding
+from onboarding.signals import wid_approved, wid_resumed, wid_suspended
 from portal.work import dispatch
 from provisioning import access, services
 from provisioning.signals import job_finished
-from provisioning.models import Job
+from provisioning.models import Job, Provisioning
 
 
 @receiver(wid_approved, dispatch_uid="provisioning-apply-on-approval")
@@ -18,6 +19,20 @@ def apply_on_approval(sender, product, actor, **kwargs):
         return
     services.request_apply(product=product, origin=Job.Origin.APPROVAL,
                            reason="approved by policy" if actor is None else f"approved by {actor.username}")
+
+
+@receiver(wid_suspended, dispatch_uid="provisioning-apply-on-suspension")
+@receiver(wid_resumed, dispatch_uid="provisioning-apply-on-resumption")
+def apply_on_suspension(sender, slug, actor, signal, **kwargs):
+    """Suspending or resuming switches access off or on through the product's own state (the
+    `suspended` variable): an apply of the live version, now or right after the active job, that
+    changes access in place and so needs no confirmation (docs/adr/0024)."""
+    product = onboarding.product_get(slug)
+    if not Provisioning.objects.filter(product=product, provisioned=True, retired=False).exists():
+        return  # nothing live to switch: its first apply renders the WID's `suspended` as it is then
+    what = "suspended" if signal is wid_suspended else "resumed"
+    services.request_apply(product=product, origin=Job.Origin.ACCESS,
+                           reason=f"{what} by {actor}" if actor else what)
 
 
 @receiver(job_finished, dispatch_uid="provisioning-pending-apply")

@@ -62,6 +62,9 @@ class ProductSpec:
     password_generation: int = 0
     outputs: tuple[dict, ...] = ()
     ingestion: str = "none"
+    # The WID's `suspended: true` (its current file, not the approved version: a suspension holds
+    # whatever the amendment's state): access off, data kept (docs/adr/0024).
+    suspended: bool = False
 
 
 def tfvars(spec: ProductSpec) -> dict:
@@ -78,6 +81,7 @@ def tfvars(spec: ProductSpec) -> dict:
         "reads": sorted(spec.reads),
         "readers": sorted((dict(r) for r in spec.readers), key=lambda r: r["name"]),
         "password_generation": spec.password_generation,
+        "suspended": spec.suspended,
         "template_version": TEMPLATE_VERSION,
         "lake_root": str(settings.LAKE_ROOT),
         "pipelines_root": str(settings.PIPELINES_ROOT),

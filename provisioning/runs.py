@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from onboarding import selectors as onboarding
 from onboarding.widfile import SLUG_RE
 from portal.errors import Conflict, NotAllowed, NotFound
 from portal.work import kernel
@@ -51,6 +52,9 @@ def run_start(*, user, product, trigger: str = Run.MANUAL, wave: int | None = No
     state = Provisioning.objects.filter(product=product, provisioned=True, retired=False).first()
     if state is None:
         raise Conflict(f"{product.slug} is not provisioned: there is no pipeline to run yet.")
+    if product.suspended:
+        raise Conflict(f"{product.slug} is suspended: its login is switched off, so its pipeline does not run "
+                       "until the platform resumes it.")
     with transaction.atomic():
         run = Run.objects.create(product=product, requested_by=user, queue=state.outputs.get("queue", ""),
                                  trigger=trigger, wave=wave)
@@ -152,6 +156,9 @@ def _sandbox(run: Run, values: dict, repo: Path, commit: str, *, strict: bool) -
     """What the run may see and use (docs/adr/0016), from the product's state and its live tier."""
     spec = product_spec(run.product)
     tier = spec.compute_tier
+    producers = sorted((values.get("reads") or {}).items())
+    # A suspended producer's curated/ files are switched off with its schema (docs/adr/0024).
+    off = {slug for slug, notice in onboarding.product_notices([p for p, _ in producers]).items() if notice["suspended"]}
     memory = int(Provisioning.objects.get(product_id=run.product_id).outputs.get("memory_mb") or 512)
     return confinement.Sandbox(
         slug=run.product.slug, uid=settings.RUN_UID_BASE + run.product_id,
@@ -165,7 +172,7 @@ def _sandbox(run: Run, values: dict, repo: Path, commit: str, *, strict: bool) -
         warehouse_socket=_warehouse_socket(int(values["warehouse_port"])) if strict else "",
         reads={producer: {"schema": (read or {}).get("schema") or "",
                           "curated_path": _inside_lake((read or {}).get("curated_path"), producer, "curated")}
-               for producer, read in sorted((values.get("reads") or {}).items())},
+               for producer, read in producers if producer not in off},
         env={"PUBLISHED_SCHEMA": values.get("published_schema") or "",
              "OUTPUT_PORTS": json.dumps([{"name": o.get("name"), "kind": o.get("kind")} for o in spec.outputs])},
     )

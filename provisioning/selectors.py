@@ -77,6 +77,21 @@ def unused_products(days: int | None = None, *, now: datetime | None = None) -> 
             for s in states]
 
 
+def due_for_destroy(*, today=None) -> list[dict]:
+    """Deprecated products whose sunset date has come, still provisioned: the platform destroys them
+    (suspended by the portal at the sunset, docs/adr/0024), each with the live products that still
+    depend on it (its destroy answers 409 with them, unless forced). Oldest sunset first."""
+    from provisioning.services import live_dependants
+
+    today = today or timezone.localdate()
+    states = (Provisioning.objects.filter(provisioned=True, retired=False, product__status="deprecated",
+                                          product__sunset__lte=today)
+              .select_related("product", "product__team").order_by("product__sunset", "product__slug"))
+    return [{"slug": s.product.slug, "name": s.product.name, "team": s.product.team.slug,
+             "sunset": s.product.sunset, "suspended": s.product.suspended, "dependants": live_dependants(s.product)}
+            for s in states]
+
+
 def archive_summary(product) -> dict | None:
     """What a retired product's tombstone says of its destroy: when, by whom, whether forced and why,
     which live products depended on it then, and where its archive is until when (`archive`: the

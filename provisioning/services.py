@@ -88,6 +88,7 @@ def product_spec(product) -> ProductSpec:
         password_generation=state.password_generation if state else 0,
         outputs=tuple(dict(o) for o in meta["outputs"]),
         ingestion=meta.get("ingestion") or "none",
+        suspended=product.suspended,
     )
 
 

@@ -365,9 +365,11 @@ def dashboard(request):
         failures, failure_count = dashboards.recent_failures(days=days)
         drifted, drift_count = dashboards.drifted()
         unused = selectors.unused_products()
+        due = selectors.due_for_destroy()
         weeks = dashboards.lead_times()
         return {"queue": queue, "queue_count": queue_count, "active": active, "active_count": active_count,
                 "failures": failures, "failure_count": failure_count, "drifted": drifted, "drift_count": drift_count,
+                "due": due[:50], "due_count": len(due),
                 "unused": unused[:50], "unused_count": len(unused), "unused_days": settings.UNUSED_AFTER_DAYS,
                 "weeks": weeks, "chart": dashboards.lead_time_chart(weeks)}
 

@@ -354,6 +354,11 @@ CELERY_BEAT_SCHEDULE["expire-access"] = {
     "task": "provisioning.tasks.expire_access", "schedule": env.float("ACCESS_EXPIRY_INTERVAL", default=300.0)}
 CELERY_BEAT_SCHEDULE["log-access-events"] = {
     "task": "provisioning.tasks.log_access_events", "schedule": env.float("ACCESS_LOG_INTERVAL", default=60.0)}
+# --- Retirement (docs/adr/0020, 0024) -------------------------------------------------------------
+# How often deprecated products whose sunset date has come are suspended by the portal.
+SUNSET_CHECK_SECONDS = env.float("SUNSET_CHECK_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["suspend-at-sunset"] = {"task": "onboarding.tasks.suspend_at_sunset",
+                                             "schedule": SUNSET_CHECK_SECONDS}
 # --- Usage of output ports (docs/adr/0019) ------------------------------------------------------
 # How often the warehouse's statement statistics and log are sampled (a read's time is the sample's).
 USAGE_SAMPLE_SECONDS = env.float("USAGE_SAMPLE_SECONDS", default=60.0)

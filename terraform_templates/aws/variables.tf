@@ -131,6 +131,12 @@ variable "readers" {
   description = "Personal warehouse logins on the published schema (local target only; unused here: this target has no warehouse, and the portal knows no person's AWS principal)."
 }
 
+variable "suspended" {
+  type        = bool
+  default     = false
+  description = "Access switched off, data kept (the WID's `suspended: true`). Local target only for now; unused here: the consumers' read policies live in their own states (docs/adr/0024)."
+}
+
 variable "password_generation" {
   type        = number
   description = "Generation of the product's warehouse password (local target only; unused here: the product's identity is a role, with no secret to rotate)."

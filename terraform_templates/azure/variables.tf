@@ -124,6 +124,12 @@ variable "readers" {
   description = "Personal warehouse logins on the published schema (local target only; unused here: this target has no warehouse, and the portal knows no person's Entra ID principal)."
 }
 
+variable "suspended" {
+  type        = bool
+  default     = false
+  description = "Access switched off, data kept (the WID's `suspended: true`). Local target only for now; unused here: the consumers' role assignments live in their own states (docs/adr/0024)."
+}
+
 variable "password_generation" {
   type        = number
   description = "Generation of the product's warehouse password (local target only; unused here: the product's identity is a managed identity, with no secret to rotate)."

@@ -22,6 +22,7 @@ module "storage" {
   product             = var.product
   lake_root           = var.lake_root
   password_generation = var.password_generation
+  suspended           = var.suspended
 }
 
 module "compute" {

@@ -787,3 +787,41 @@ def test_the_wid_form_names_the_bad_field(client, api, member, field, value, mes
     errors = response.context["form"].errors
     assert any(message in error for error in errors.get(field, [])), errors
     assert get_repository().head() == head
+
+
+# --- the sunset --------------------------------------------------------------------------------------
+def test_at_its_sunset_a_deprecated_product_is_suspended_by_the_portal_once_and_not_again_after_a_resume(
+        api, member, platform):
+    approved(api, member)
+    act(api, member, "deprecate", sunset=SUNSET)
+    sunset = date.fromisoformat(SUNSET)
+    head = get_repository().head()
+
+    assert services.suspend_at_sunset(today=sunset - timedelta(days=1)) == []  # not yet
+    assert get_repository().head() == head
+
+    assert services.suspend_at_sunset(today=sunset) == ["customer-churn"]
+    doc = stored()
+    assert doc.meta["suspended"] is True and doc.meta["status"] == "deprecated"
+    entry = doc.reviews[-1]
+    assert (entry.action, entry.actor) == ("suspended", "")  # the portal's own act, not a person's
+    assert f"Sunset date {SUNSET} reached" in entry.comment
+    assert Product.objects.get(slug="customer-churn").suspended is True
+    assert services.suspend_at_sunset(today=sunset + timedelta(days=1)) == []  # once
+
+    # The platform resumed it after a scream: the sunset does not switch it off again.
+    act(api, platform, "resume", comment="Finance still reads it.")
+    head = get_repository().head()
+    assert services.suspend_at_sunset(today=sunset + timedelta(days=2)) == []
+    assert get_repository().head() == head and "suspended" not in stored().meta
+
+
+def test_the_sunset_leaves_products_that_are_not_deprecated_alone(api, member, platform):
+    approved(api, member)
+    approved(api, member, slug="other-one")
+    act(api, member, "deprecate", slug="other-one", sunset=SUNSET)
+    Product.objects.filter(slug="other-one").update(status="approved")  # an index behind its file: git decides
+    head = get_repository().head()
+
+    assert services.suspend_at_sunset(today=date.fromisoformat(SUNSET) + timedelta(days=400)) == []
+    assert get_repository().head() == head

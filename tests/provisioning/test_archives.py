@@ -155,6 +155,17 @@ def test_a_destroy_archives_first_and_restore_archive_brings_it_all_back(setting
     assert (summary["job"], summary["archive"]["path"], summary["reason"]) == (done.pk, str(folder), "Moving to v2")
     assert product.__class__.objects.get(pk=product.pk).status == "retired"
 
+    # The WID stays on the site as a tombstone: retired when and by whom, the archive, the destroy's reason.
+    from docs_site import generate
+
+    product.refresh_from_db()
+    page = generate.wid_pages(generate.load(), [slug])[generate.wid_page(product)]
+    tombstone = page[page.index('id="tombstone"'):page.index("</div>", page.index('id="tombstone"'))]
+    assert f"Destroyed by job #{done.pk}, asked by priya" in tombstone
+    assert f"<strong>forced</strong> while others depended on it: Moving to v2" in tombstone
+    assert f"Archived at <code>{folder}</code> until" in tombstone and "restore_archive" in tombstone
+    assert "Depended on it: no other product." in tombstone
+
     # Restored: the schemas (with their rows), the lake file, the pipeline repository.
     call_command("restore_archive", slug)
     with admin() as conn:

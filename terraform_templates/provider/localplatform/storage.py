@@ -9,6 +9,12 @@ Read reports each part's health in a computed attribute (`role`, `schema`, `publ
 `readers_role`, `lake_path` become null when that part is missing or was changed by hand); `plan`
 sets them back to what they must be, so the next plan shows an in-place update that repairs the
 part and keeps the password. A new `password_generation` rotates the password.
+
+`suspended` (the WID's `suspended: true`; the "did anyone scream" test of docs/adr/0024) switches
+access off and keeps every byte: the login role cannot log in (its sessions are ended), and the
+readers role loses USAGE on the published schema, so every consumer product and every person reading
+through it is refused at once while their grants stay as they are. Unsuspended, both come back.
+Read judges each part against the setting, so drift repair keeps a suspension as it keeps access.
 """
 import secrets
 import shutil
@@ -16,7 +22,7 @@ from pathlib import Path
 
 from psycopg import sql
 from tf.schema import Attribute, Schema
-from tf.types import Number, String, Unknown
+from tf.types import Bool, Number, String, Unknown
 
 from localplatform.common import (
     PlatformResource, check_absolute, check_slug, check_whole, child_dir, known, memberships, published_schema,
@@ -46,7 +52,7 @@ FROM pg_namespace n WHERE n.nspname = %(published)s
 READERS_HEALTH = """
 SELECT NOT (r.rolcanlogin OR r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls)
    AND NOT EXISTS (SELECT FROM pg_auth_members m WHERE m.member = r.oid)
-   AND has_schema_privilege(r.oid, n.oid, 'USAGE') AND NOT has_schema_privilege(r.oid, n.oid, 'CREATE')
+   AND has_schema_privilege(r.oid, n.oid, 'USAGE') = %(usage)s AND NOT has_schema_privilege(r.oid, n.oid, 'CREATE')
    AND EXISTS (SELECT FROM pg_default_acl d, aclexplode(d.defaclacl) a
                WHERE d.defaclrole = n.nspowner AND d.defaclnamespace = n.oid AND d.defaclobjtype = 'r'
                  AND a.grantee = r.oid AND a.privilege_type = 'SELECT')
@@ -72,6 +78,11 @@ def generation(state: dict | None):
     return 0 if value is None else value
 
 
+def suspended(state: dict | None) -> bool:
+    """Whether access is switched off; states from before suspension existed hold null, which is no."""
+    return bool((state or {}).get("suspended"))
+
+
 class StorageResource(PlatformResource):
     @classmethod
     def get_name(cls) -> str:
@@ -79,12 +90,14 @@ class StorageResource(PlatformResource):
 
     @classmethod
     def get_schema(cls) -> Schema:
-        # Version 2 added password_generation, published_schema and readers_role.
-        return Schema(version=2, attributes=[
+        # Version 2 added password_generation, published_schema and readers_role; 3 added suspended.
+        return Schema(version=3, attributes=[
             Attribute("product", String(), required=True, requires_replace=True, description="Product slug."),
             Attribute("lake_root", String(), required=True, description="Absolute path of the lake."),
             Attribute("password_generation", Number(), optional=True,
                       description="Change it to rotate the password (null is 0)."),
+            Attribute("suspended", Bool(), optional=True,
+                      description="Access switched off, data kept: no login, no reads of the published schema."),
             Attribute("role", String(), computed=True, description="Login role owning the schemas."),
             Attribute("password", String(), computed=True, sensitive=True, description="The role's password."),
             Attribute("schema", String(), computed=True, description="The product's private schema."),
@@ -123,11 +136,13 @@ class StorageResource(PlatformResource):
     def read(self, ctx, current):
         with reported(ctx.diagnostics, f"Reading storage of {current['product']}"):
             slug = current["product"]
-            names = {"role": role_name(slug), "published": published_schema(slug), "readers": readers_role(slug)}
+            names = {"role": role_name(slug), "published": published_schema(slug), "readers": readers_role(slug),
+                     "usage": not suspended(current)}
             with self.provider.connect() as conn:
                 login = conn.execute(
                     "SELECT rolpassword, rolinherit AND has_database_privilege(oid, current_database(), 'CONNECT')"
-                    " FROM pg_authid WHERE rolname = %s AND rolcanlogin", [names["role"]]).fetchone()
+                    " AND rolcanlogin = %s FROM pg_authid WHERE rolname = %s",
+                    [not suspended(current), names["role"]]).fetchone()
                 owned, exposed = conn.execute(SCHEMA_HEALTH, names).fetchone() or (None, None)
                 published, published_exposed = conn.execute(PUBLISHED_HEALTH, names).fetchone() or (None, None)
                 readers = conn.execute(READERS_HEALTH, names).fetchone()
@@ -185,13 +200,13 @@ class StorageResource(PlatformResource):
         for area in LAKE_AREAS:
             (lake / area).mkdir(parents=True, exist_ok=True)
         names = {"name": sql.Identifier(role), "published": sql.Identifier(published),
-                 "readers": sql.Identifier(readers)}
+                 "readers": sql.Identifier(readers), "login": sql.SQL("NOLOGIN" if suspended(state) else "LOGIN")}
         with self.provider.connect() as conn, conn.transaction():
             self.provider.lock_catalogue(conn)
             names["database"] = sql.Identifier(conn.info.dbname)
             conn.execute(sql.SQL(
-                "{} ROLE {} WITH LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
-            ).format(sql.SQL("ALTER" if role_exists(conn, role) else "CREATE"), names["name"],
+                "{} ROLE {} WITH {} INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD {}"
+            ).format(sql.SQL("ALTER" if role_exists(conn, role) else "CREATE"), names["name"], names["login"],
                      sql.Literal(scram_verifier(conn, role, password))))
             conn.execute(sql.SQL(
                 "{} ROLE {} WITH NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
@@ -209,7 +224,6 @@ class StorageResource(PlatformResource):
                 "CREATE SCHEMA IF NOT EXISTS {published} AUTHORIZATION {name}",
                 "ALTER SCHEMA {published} OWNER TO {name}",
                 "REVOKE ALL ON SCHEMA {published} FROM PUBLIC, {readers}",
-                "GRANT USAGE ON SCHEMA {published} TO {readers}",
                 # Read, never write: the tables there now and every table the product creates there later.
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {name} IN SCHEMA {published} REVOKE ALL ON TABLES FROM {readers}",
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {name} IN SCHEMA {published} GRANT SELECT ON TABLES TO {readers}",
@@ -217,6 +231,11 @@ class StorageResource(PlatformResource):
                 "GRANT SELECT ON ALL TABLES IN SCHEMA {published} TO {readers}",
             ):
                 conn.execute(sql.SQL(statement).format(**names))
+            if not suspended(state):
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {published} TO {readers}").format(**names))
+            else:  # NOLOGIN keeps open sessions: end them (a pipeline run, a team's client)
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s "
+                             "AND pid <> pg_backend_pid()", [role])
             for grantee, privilege in conn.execute(SCHEMA_GRANTEES, [role]).fetchall():
                 if privilege == "CREATE":
                     conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(

@@ -13,4 +13,5 @@ resource "localplatform_storage" "this" {
   product             = var.product
   lake_root           = var.lake_root
   password_generation = var.password_generation
+  suspended           = var.suspended
 }

@@ -9,3 +9,7 @@ variable "lake_root" {
 variable "password_generation" {
   type = number
 }
+
+variable "suspended" {
+  type = bool
+}
