@@ -133,7 +133,6 @@ variable "readers" {
 
 variable "suspended" {
   type        = bool
-  default     = false
   description = "Access switched off, data kept (the WID's `suspended: true`). Local target only for now; unused here: the consumers' read policies live in their own states (docs/adr/0024)."
 }
 

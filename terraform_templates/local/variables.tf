@@ -98,7 +98,6 @@ variable "readers" {
 
 variable "suspended" {
   type        = bool
-  default     = false
   description = "Access to the product's data switched off, the data kept (the WID's `suspended: true`): its login cannot log in, nobody reads its published schema."
 }
 

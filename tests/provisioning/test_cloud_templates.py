@@ -50,6 +50,7 @@ TFVARS_KEYS = {
     "product", "domain", "team", "classification", "pii", "compute_tier", "concurrency",
     "memory_mb", "connection_limit", "statement_timeout_ms", "wid_url", "template_version",
     "lake_root", "pipelines_root", "scaffold_dir", "reads", "readers", "password_generation", "pipeline_variant",
+    "suspended",
 }
 
 
