@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
@@ -25,7 +26,7 @@ FINAL = ("succeeded", "failed", "cancelled")
 def portal(transactional_db, tmp_path):
     redis = PrivateRedis(tmp_path / "redis")
     redis.start()
-    portal = Portal(tmp_path, redis)
+    portal = Portal(tmp_path, redis, TRIGGERS_BEAT="true")  # the beat ticks that watch raw/ too
     portal.redis = redis
     portal.start()
     yield portal
@@ -39,9 +40,9 @@ def _session_of(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def _propose(portal, token, team, slug):
+def _propose(portal, token, team, slug, **extra):
     status, _, body = portal.request("POST", "/api/v1/products/", token=token,
-                                     body=wid_payload(slug=slug, team=team.slug, **LOW_RISK))
+                                     body=wid_payload(slug=slug, team=team.slug, **LOW_RISK, **extra))
     assert status == 201, body
     status, headers, body = portal.request("POST", f"/api/v1/products/{slug}/submit/", token=token, body={})
     return status, headers, body
@@ -55,7 +56,7 @@ def test_a_redis_crash_loses_nothing_stops_no_process_and_work_resumes_within_se
     live, running, later = (f"redis-{name}-{uuid.uuid4().hex[:5]}" for name in ("live", "busy", "later"))
 
     # A product that is provisioned, and one whose apply is running when Redis goes.
-    assert _propose(portal, token, team, live)[0] == 200
+    assert _propose(portal, token, team, live, triggers={"on_file": True})[0] == 200
     portal.wait_for(lambda: Job.objects.filter(product__slug=live, status="succeeded").exists(), 120,
                     "the first product's apply")
     assert _propose(portal, token, team, running)[0] == 200
@@ -77,6 +78,8 @@ def test_a_redis_crash_loses_nothing_stops_no_process_and_work_resumes_within_se
     assert status == 202, body
     run_id = json.loads(body)["id"]
     assert Job.objects.get(product__slug=later).status == "queued"
+    # A file lands while no tick can reach the worker: it starts its run once Redis is back.
+    (settings.LAKE_ROOT / live / "raw" / "during-outage.csv").write_text("id\n1\n")
 
     time.sleep(2)
     portal.redis.start()  # empty: every message sent before the crash is gone
@@ -89,6 +92,9 @@ def test_a_redis_crash_loses_nothing_stops_no_process_and_work_resumes_within_se
     print(f"the job approved while Redis was down started {waited:.1f} s after Redis came back")
     assert started and waited < 20
     portal.wait_for(lambda: Run.objects.get(pk=run_id).status in FINAL, 60, "the run queued during the outage")
+    file_run = portal.wait_for(lambda: Run.objects.filter(product__slug=live, trigger="file").first(), 30,
+                               "the file dropped during the outage to start a run")
+    portal.wait_for(lambda: Run.objects.get(pk=file_run.pk).status in FINAL, 60, "the file's run")
     portal.wait_for(lambda: not Job.objects.exclude(status__in=FINAL).exists(), 180, "every job to end")
 
     assert Run.objects.get(pk=run_id).status == "succeeded"
