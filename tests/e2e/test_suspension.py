@@ -55,6 +55,7 @@ def test_suspension_switches_off_the_login_and_every_reader_keeps_the_data_and_r
         usage.sample()  # the baseline
 
         # Suspend: an apply of the producer's own state, by itself, in place.
+        held = _connect(creds_a)  # a session of the product's own login, open across the suspension
         last = _last_job_id(a)
         response = api(priya).post(f"/api/v1/products/{a}/suspend/", {"comment": "Who still reads this?"},
                                    format="json")
@@ -65,6 +66,9 @@ def test_suspension_switches_off_the_login_and_every_reader_keeps_the_data_and_r
 
         with pytest.raises(psycopg.OperationalError):  # the product's own login
             _connect(creds_a)
+        with pytest.raises(psycopg.OperationalError):  # and its session that was open: ended
+            held.execute("SELECT 1")
+        held.close()
         for reader in (creds_b, mine):  # a consumer product and a person
             with _connect(reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT count(*) FROM {pub}.orders")

@@ -233,9 +233,6 @@ class StorageResource(PlatformResource):
                 conn.execute(sql.SQL(statement).format(**names))
             if not suspended(state):
                 conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {published} TO {readers}").format(**names))
-            else:  # NOLOGIN keeps open sessions: end them (a pipeline run, a team's client)
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s "
-                             "AND pid <> pg_backend_pid()", [role])
             for grantee, privilege in conn.execute(SCHEMA_GRANTEES, [role]).fetchall():
                 if privilege == "CREATE":
                     conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(
@@ -245,5 +242,8 @@ class StorageResource(PlatformResource):
                     conn.execute(sql.SQL("REVOKE ALL ON SCHEMA {} FROM {}").format(
                         names["published"], sql.Identifier(grantee)))
             endpoint = self.provider.endpoint(conn)
+        if suspended(state):  # NOLOGIN (committed now) keeps open sessions: end them, a run's or a client's
+            with self.provider.connect() as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
         return {**state, "role": role, "password": password, "schema": role, "published_schema": published,
                 "readers_role": readers, "lake_path": str(lake), **endpoint}
