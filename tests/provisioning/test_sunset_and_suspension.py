@@ -82,3 +82,14 @@ def test_past_its_sunset_a_product_is_suspended_and_listed_for_the_platform_to_d
     section = page[page.index('id="due"'):page.index('id="unused"')]
     assert "due for destroy (1)" in section and "<td>suspended</td>" in section
     assert 'href="/products/churn-reader/">churn-reader</a>' in section
+
+
+def test_every_beat_tick_names_a_task_the_worker_has():
+    """A tick naming a task nobody registered would be dropped by the worker without a word."""
+    from portal.celery import app
+    from portal.settings import base
+
+    app.loader.import_default_modules()
+    missing = {name: tick["task"] for name, tick in base.CELERY_BEAT_SCHEDULE.items() if tick["task"] not in app.tasks}
+    assert missing == {}
+    assert base.CELERY_BEAT_SCHEDULE["suspend-at-sunset"]["task"] == "onboarding.tasks.suspend_at_sunset"
