@@ -475,12 +475,18 @@ class WidRepository:
         self._reset(tip)
 
     def catch_up(self, sha: str) -> None:
-        """Make sure this copy holds `sha` (a commit the shared index names), fetching if not."""
-        if not self.shared or not sha or self.has_commit(sha):
+        """Make sure this copy's HEAD holds `sha` (a commit the shared index names), fetching if not.
+
+        In HEAD's history, not merely among the objects: another process of this machine may be in
+        the middle of a sync, its fetch done and its reset not yet; then the lock waits for it."""
+        if not self.shared or not sha or self._holds(sha):
             return
         with self.locked():
-            if not self.has_commit(sha):
+            if not self._holds(sha):
                 self.sync()
+
+    def _holds(self, sha: str) -> bool:
+        return self.has_commit(sha) and self.is_ancestor(sha, self.head())
 
     def is_ancestor(self, old: str, new: str) -> bool:
         try:

@@ -103,3 +103,27 @@ def test_an_instance_whose_copy_is_behind_fetches_before_it_reads(settings, tmp_
 
     assert "Newer on machine a" in text
     assert machine_b.head() == product.head_sha
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_copy_that_holds_the_commit_but_not_in_its_head_catches_up_too(settings, tmp_path, team):
+    """Another process of the machine may be mid-sync (fetched, not yet reset) when a reader looks: the
+    commit's objects are here, HEAD is still behind. Seen in a two-instance run: a job on machine a failed
+    with "Version 3 ... is not in the WID repository" for a WID approved on machine b."""
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(remote)], check=True)
+    settings.WID_REPO_REMOTE, settings.WID_REPO_SHARED = str(remote), True
+    alice = member_of(team, username="alice")
+    _instance(settings, tmp_path, "a")
+    services.wid_create(user=alice, data=wid_payload())
+    machine_b = WidRepository(tmp_path / "machine-b" / "wid-repo", remote=str(remote), shared=True)
+    behind = machine_b.head()
+    services.wid_update(user=alice, slug="customer-churn", data={"version": 1, "name": "Newer on machine a"})
+    product = Product.objects.get()
+    machine_b.fetch()  # the other process's fetch; its reset has not happened yet
+    assert machine_b.has_commit(product.head_sha) and machine_b.head() == behind
+
+    text = machine_b.read(product.path, after=product.head_sha)
+
+    assert "Newer on machine a" in text
+    assert machine_b.head() == product.head_sha
