@@ -727,10 +727,9 @@ def suspend_at_sunset(*, today: date | None = None) -> list[str]:
     it): its access goes off, its data stays, and the dashboard lists it for the platform to destroy.
     The slugs suspended; one that fails (git busy, the row locked) is tried again on the next tick."""
     today = today or dj_timezone.localdate()
-    done = []
+    done, repo = [], get_repository()
     for slug in Product.objects.filter(status="deprecated", suspended=False, sunset__lte=today) \
             .order_by("sunset", "slug").values_list("slug", flat=True):
-        repo = get_repository()
         try:
             with _write_lock(repo), transaction.atomic():
                 product = _locked_product(slug)

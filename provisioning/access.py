@@ -95,8 +95,9 @@ def _end_of(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time.min, tzinfo=timezone.utc)
 
 
-def _sync(product, reason: str) -> None:
-    """Apply `product` so that its grants are what they must be now (after the current transaction)."""
+def apply_access(product, reason: str) -> None:
+    """Apply `product` so that its access is what it must be now: its grants, its readers, its suspension
+    (after the current transaction; only a provisioned, live product: the first apply renders it all)."""
     from provisioning.services import is_live, request_apply
 
     # A provisioned product's target is reachable by this installation (it was applied here).
@@ -331,9 +332,9 @@ def _after_decision(request: AccessRequest, *, actor: str, comment: str, approve
            actor=actor, detail=f"approved by {who}" + (f": {comment}" if comment else ""), request=request)
     _tell_requester(request)
     if request.kind == AccessRequest.Kind.PRODUCT:
-        _sync(request.consumer, f"access to {request.product.slug} approved")
+        apply_access(request.consumer, f"access to {request.product.slug} approved")
     else:
-        _sync(request.product, f"access for {request.requester.username} approved")
+        apply_access(request.product, f"access for {request.requester.username} approved")
     return request
 
 
@@ -355,7 +356,7 @@ def _end(request: AccessRequest, status: str, *, actor: str, detail: str) -> Non
            subject=request.subject, actor=actor, detail=detail, request=request)
     if was_approved:
         target = request.consumer if request.kind == AccessRequest.Kind.PRODUCT else request.product
-        _sync(target, f"access of {request.subject} to {request.product.slug} ended")
+        apply_access(target, f"access of {request.subject} to {request.product.slug} ended")
 
 
 def revoke(*, user, request_id: int, comment: str = "") -> AccessRequest:
@@ -420,7 +421,7 @@ def record_applied(product, *, before: dict, after: dict) -> None:
 def after_provisioned(product, *, retired: bool) -> None:
     """A producer provisioned for the first time, or retired: its consumers' grants follow by themselves."""
     for consumer in onboarding.product_dependants(product.slug):
-        _sync(consumer, f"{product.slug} {'retired' if retired else 'provisioned'}")
+        apply_access(consumer, f"{product.slug} {'retired' if retired else 'provisioned'}")
     if retired:
         for request in AccessRequest.objects.filter(product=product, status__in=AccessRequest.OPEN):
             _end(request, AccessRequest.Status.REVOKED, actor="", detail=f"{product.slug} retired")

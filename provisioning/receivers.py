@@ -7,7 +7,7 @@ from onboarding.signals import wid_approved, wid_resumed, wid_suspended
 from portal.work import dispatch
 from provisioning import access, services
 from provisioning.signals import job_finished
-from provisioning.models import Job, Provisioning
+from provisioning.models import Job
 
 
 @receiver(wid_approved, dispatch_uid="provisioning-apply-on-approval")
@@ -27,12 +27,9 @@ def apply_on_suspension(sender, slug, actor, signal, **kwargs):
     """Suspending or resuming switches access off or on through the product's own state (the
     `suspended` variable): an apply of the live version, now or right after the active job, that
     changes access in place and so needs no confirmation (docs/adr/0024)."""
-    product = onboarding.product_get(slug)
-    if not Provisioning.objects.filter(product=product, provisioned=True, retired=False).exists():
-        return  # nothing live to switch: its first apply renders the WID's `suspended` as it is then
     what = "suspended" if signal is wid_suspended else "resumed"
-    services.request_apply(product=product, origin=Job.Origin.ACCESS,
-                           reason=f"{what} by {actor}" if actor else what)
+    # Nothing provisioned yet: nothing to switch; its first apply renders the WID's `suspended` as it is then.
+    access.apply_access(onboarding.product_get(slug), f"{what} by {actor}" if actor else what)
 
 
 @receiver(job_finished, dispatch_uid="provisioning-pending-apply")

@@ -79,6 +79,23 @@ def _submit(api, user, slug):
     return api(user).post(f"/api/v1/products/{slug}/submit/", format="json").json()
 
 
+def _provision_reader_pair(api, log, *, producer, consumer, person, purpose):
+    """Provision `producer` (A), then `consumer` (B, whose WID depends on A), each approved by policy, and
+    give `person` approved access to A; the users are (user, team) pairs, A's user owns its team."""
+    (alice, team), (bob, other), a, b = producer[1:], consumer[1:], producer[0], consumer[0]
+    assert _submit(api, alice, a)["status"] == "approved"
+    _wait_job(Job.objects.get(product__slug=a).pk, log)
+    assert _submit(api, bob, b)["status"] == "approved"
+    _wait_job(Job.objects.get(product__slug=b).pk, log)
+    request = api(person).post(f"/api/v1/products/{a}/access-requests/",
+                               {"purpose": purpose, "until": str(date.today() + timedelta(days=7))},
+                               format="json").json()
+    last = _last_job_id(a)
+    assert api(alice).post(f"/api/v1/access-requests/{request['id']}/approve/", format="json").status_code == 200
+    _next_job(a, last, log)
+    return request
+
+
 def _destroy_all(api, platform, slugs, log):
     for slug in slugs:
         if not Provisioning.objects.filter(product__slug=slug, provisioned=True).exists():

@@ -4,7 +4,6 @@ its own login and every reader (a consumer product, a person) are refused while 
 repair keeps it so; the consumer's refused reads show in usage; resuming brings it all back.
 """
 import uuid
-from datetime import date, timedelta
 
 import psycopg
 import pytest
@@ -15,7 +14,8 @@ from onboarding.widrepo import get_repository
 from provisioning import services, usage
 from provisioning.models import Job, PortRead
 from tests.e2e.test_products_live_on import (  # noqa: F401  (provisioning_on is a fixture)
-    _admin, _connect, _create, _destroy_all, _last_job_id, _next_job, _submit, _wait_job, provisioning_on,
+    _admin, _connect, _create, _destroy_all, _last_job_id, _next_job, _provision_reader_pair, _wait_job,
+    provisioning_on,
 )
 from tests.factories import TeamFactory, member_of, platform_user
 from tests.worker import wait_until
@@ -31,16 +31,8 @@ def test_suspension_switches_off_the_login_and_every_reader_keeps_the_data_and_r
     _create(api, alice, team, a, outputs=[{"name": "orders", "kind": "table"}])
     _create(api, bob, other, b, depends_on=[a])
     try:
-        assert _submit(api, alice, a)["status"] == "approved"
-        _wait_job(Job.objects.get(product__slug=a).pk, e2e["log"])
-        assert _submit(api, bob, b)["status"] == "approved"
-        _wait_job(Job.objects.get(product__slug=b).pk, e2e["log"])
-        request = api(carol).post(f"/api/v1/products/{a}/access-requests/",
-                                  {"purpose": "Scream test", "until": str(date.today() + timedelta(days=7))},
-                                  format="json").json()
-        last = _last_job_id(a)
-        assert api(alice).post(f"/api/v1/access-requests/{request['id']}/approve/", format="json").status_code == 200
-        _next_job(a, last, e2e["log"])
+        _provision_reader_pair(api, e2e["log"], producer=(a, alice, team), consumer=(b, bob, other), person=carol,
+                               purpose="Scream test")
 
         creds_a = api(alice).get(f"/api/v1/products/{a}/credentials/").json()
         creds_b = api(bob).get(f"/api/v1/products/{b}/credentials/").json()

@@ -5,15 +5,15 @@ One provisioned pair (producer A with a table and a feed port, consumer B readin
 and one person with approved access, shared by every step: provisioning is the slow part.
 """
 import uuid
-from datetime import date, timedelta
 
 import psycopg
 import pytest
 
 from provisioning import tasks, usage
-from provisioning.models import Job, PortRead, Run
+from provisioning.models import PortRead, Run
 from tests.e2e.test_products_live_on import (  # noqa: F401  (provisioning_on is a fixture)
-    _connect, _create, _destroy_all, _last_job_id, _next_job, _submit, _wait_job, provisioning_on,
+    _connect, _create, _destroy_all, _last_job_id, _next_job, _provision_reader_pair, _submit,
+    provisioning_on,
 )
 from tests.factories import TeamFactory, member_of, platform_user
 from tests.worker import wait_until
@@ -33,16 +33,8 @@ def test_a_consumer_a_person_and_a_consumers_run_are_seen_reading_and_a_refused_
     _create(api, alice, team, a, outputs=[{"name": "orders", "kind": "table"}, {"name": "daily", "kind": "feed"}])
     _create(api, bob, other, b, depends_on=[a])
     try:
-        assert _submit(api, alice, a)["status"] == "approved"
-        _wait_job(Job.objects.get(product__slug=a).pk, e2e["log"])
-        assert _submit(api, bob, b)["status"] == "approved"
-        _wait_job(Job.objects.get(product__slug=b).pk, e2e["log"])
-        request = api(carol).post(f"/api/v1/products/{a}/access-requests/",
-                                  {"purpose": "Order study", "until": str(date.today() + timedelta(days=7))},
-                                  format="json").json()
-        last = _last_job_id(a)
-        assert api(alice).post(f"/api/v1/access-requests/{request['id']}/approve/", format="json").status_code == 200
-        _next_job(a, last, e2e["log"])
+        _provision_reader_pair(api, e2e["log"], producer=(a, alice, team), consumer=(b, bob, other), person=carol,
+                               purpose="Order study")
 
         creds_a = api(alice).get(f"/api/v1/products/{a}/credentials/").json()
         pub = creds_a["published_schema"]

@@ -85,8 +85,8 @@ def test_concurrent_saves_through_two_instances_are_all_kept_in_one_linear_histo
     assert services.index_check() == []
 
 
-@pytest.mark.django_db(transaction=True)
-def test_an_instance_whose_copy_is_behind_fetches_before_it_reads(settings, tmp_path, team):
+def _machine_b_left_behind(settings, tmp_path, team):
+    """Machine a saves a WID to a shared remote; machine b clones it; machine a saves again."""
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(remote)], check=True)
     settings.WID_REPO_REMOTE, settings.WID_REPO_SHARED = str(remote), True
@@ -96,6 +96,12 @@ def test_an_instance_whose_copy_is_behind_fetches_before_it_reads(settings, tmp_
     machine_b = WidRepository(tmp_path / "machine-b" / "wid-repo", remote=str(remote), shared=True)
     machine_b.head()  # cloned now, then left behind
     services.wid_update(user=alice, slug="customer-churn", data={"version": 1, "name": "Newer on machine a"})
+    return machine_b
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_instance_whose_copy_is_behind_fetches_before_it_reads(settings, tmp_path, team):
+    machine_b = _machine_b_left_behind(settings, tmp_path, team)
     product = Product.objects.get()
     assert not machine_b.has_commit(product.head_sha)
 
@@ -110,15 +116,8 @@ def test_a_copy_that_holds_the_commit_but_not_in_its_head_catches_up_too(setting
     """Another process of the machine may be mid-sync (fetched, not yet reset) when a reader looks: the
     commit's objects are here, HEAD is still behind. Seen in a two-instance run: a job on machine a failed
     with "Version 3 ... is not in the WID repository" for a WID approved on machine b."""
-    remote = tmp_path / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", "--initial-branch=main", str(remote)], check=True)
-    settings.WID_REPO_REMOTE, settings.WID_REPO_SHARED = str(remote), True
-    alice = member_of(team, username="alice")
-    _instance(settings, tmp_path, "a")
-    services.wid_create(user=alice, data=wid_payload())
-    machine_b = WidRepository(tmp_path / "machine-b" / "wid-repo", remote=str(remote), shared=True)
+    machine_b = _machine_b_left_behind(settings, tmp_path, team)
     behind = machine_b.head()
-    services.wid_update(user=alice, slug="customer-churn", data={"version": 1, "name": "Newer on machine a"})
     product = Product.objects.get()
     machine_b.fetch()  # the other process's fetch; its reset has not happened yet
     assert machine_b.has_commit(product.head_sha) and machine_b.head() == behind
