@@ -8,7 +8,7 @@ from onboarding import services as onboarding_services
 from portal.errors import Conflict
 from provisioning import rendering, runs, selectors, services
 from provisioning.models import Job, Provisioning
-from tests.onboarding.test_issue12_contract import SUNSET, act, approved
+from tests.onboarding.test_issue12_contract import SUNSET, act, approved, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +93,23 @@ def test_every_beat_tick_names_a_task_the_worker_has():
     missing = {name: tick["task"] for name, tick in base.CELERY_BEAT_SCHEDULE.items() if tick["task"] not in app.tasks}
     assert missing == {}
     assert base.CELERY_BEAT_SCHEDULE["suspend-at-sunset"]["task"] == "onboarding.tasks.suspend_at_sunset"
+
+
+def test_a_hostile_suspension_comment_leaves_history_site_and_index_whole(api, member, platform):
+    from django.core.management import call_command
+
+    from docs_site import generate
+    from onboarding import selectors as onboarding_selectors
+    from onboarding.services import index_check
+
+    approved(api, member)
+    hostile = "Who reads?\u2028\u0085 <script>x</script>\x1b[31m"
+    response = act(api, platform, "suspend", comment=hostile)
+    assert response.status_code == 200 and response.json()["suspended"] is True, response.json()
+    assert stored().reviews[-1].comment == hostile  # kept as written: the file parses back to it
+    product = approved_product("customer-churn")
+    assert len(onboarding_selectors.product_history(product)) >= 2
+    page = generate.wid_pages(generate.load(), ["customer-churn"])[generate.wid_page(product)]
+    assert "<script>x" not in page and "\x1b" not in page
+    call_command("rebuild_index")
+    assert index_check() == []
